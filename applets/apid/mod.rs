@@ -1,0 +1,10 @@
+//! The `apid` applet. Not built yet: see the issue that delivers it.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Entry point of the `apid` applet.
+pub fn main(_args: Vec<OsString>) -> ExitCode {
+    eprintln!("apid: not available in this build yet");
+    ExitCode::from(1)
+}

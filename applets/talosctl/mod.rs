@@ -1,0 +1,84 @@
+//! The `talosctl` applet: the Talos CLI, compatible with talosctl 1.7.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Global flags shared by every talosctl command.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// The path to the Talos configuration file (default `$TALOSCONFIG`, then `~/.talos/config`).
+    #[arg(long, global = true, env = "TALOSCONFIG")]
+    pub talosconfig: Option<std::path::PathBuf>,
+    /// Context to be used in command.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Override default endpoints in Talos configuration.
+    #[arg(short = 'e', long, global = true, value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Target the specified nodes.
+    #[arg(short = 'n', long, global = true, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "talosctl", about = "A CLI for out-of-band management of Kubernetes nodes created by Talos", version = talos::version::TALOS_VERSION)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints the version.
+    Version {
+        /// Print only the client version.
+        #[arg(long)]
+        client: bool,
+        /// Print the short version.
+        #[arg(long)]
+        short: bool,
+    },
+}
+
+/// Entry point of the `talosctl` applet.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = &cli.global;
+    match cli.command {
+        Command::Version { client, short } => {
+            if short {
+                println!("Client {}", talos::version::TALOS_VERSION);
+            } else {
+                println!("Client:");
+                println!("\tTag:         {}", talos::version::TALOS_VERSION);
+                println!("\tSHA:         talos-rs-{}", talos::version::PKG_VERSION);
+                println!("\tOS/Arch:     linux/amd64");
+            }
+            if !client {
+                anyhow::bail!("server version needs the API (not in this build yet); use --client");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Client side of the Talos API: talosconfig, channels, node fan-out.

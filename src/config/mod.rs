@@ -1,0 +1,1 @@
+//! Machine configuration (v1alpha1 and the other 1.7 document kinds).

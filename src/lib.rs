@@ -1,0 +1,11 @@
+//! The talos-rs machinery library: everything the applets share.
+//!
+//! No `main()` and no global state live here. Each module owns one concept:
+//! machine config (`config`), PKI and the secrets bundle (`secrets`), the
+//! client side of the API (`client`), and thin syscall wrappers (`sys`).
+
+pub mod client;
+pub mod config;
+pub mod secrets;
+pub mod sys;
+pub mod version;

@@ -1,0 +1,1 @@
+//! Secrets bundle and PKI.

@@ -1,0 +1,1 @@
+//! Thin wrappers over syscalls and kernel interfaces; the only place for `unsafe`.
