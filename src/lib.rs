@@ -9,3 +9,4 @@ pub mod config;
 pub mod secrets;
 pub mod sys;
 pub mod version;
+pub mod yaml;

@@ -11,7 +11,14 @@ fn list_names_every_applet() {
     let out = talos().arg("--list").output().expect("run talos");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["init", "apid", "trustd", "networkd", "installer", "talosctl"] {
+    for name in [
+        "init",
+        "apid",
+        "trustd",
+        "networkd",
+        "installer",
+        "talosctl",
+    ] {
         assert!(text.lines().any(|l| l == name), "missing {name} in {text}");
     }
 }

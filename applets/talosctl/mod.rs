@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod config;
+mod gen;
+mod gen_config;
+mod machineconfig;
+mod validate;
+
 /// Global flags shared by every talosctl command.
 #[derive(Debug, clap::Args)]
 pub struct Global {
@@ -33,6 +39,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Manage the client configuration file (talosconfig).
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Generate CAs, certificates, private keys, secrets and machine configs.
+    #[command(subcommand)]
+    Gen(gen::GenCmd),
+    /// Machine config related commands.
+    #[command(subcommand, visible_alias = "mc")]
+    Machineconfig(machineconfig::MachineConfigCmd),
+    /// Validate config.
+    Validate(validate::ValidateArgs),
     /// Prints the version.
     Version {
         /// Print only the client version.
@@ -64,8 +81,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let _ = &cli.global;
+    let global = &cli.global;
     match cli.command {
+        Command::Config(cmd) => config::run(cmd, global),
+        Command::Gen(cmd) => gen::run(cmd, global),
+        Command::Machineconfig(cmd) => machineconfig::run(cmd, global),
+        Command::Validate(args) => validate::run(args, global),
         Command::Version { client, short } => {
             if short {
                 println!("Client {}", talos::version::TALOS_VERSION);
