@@ -59,7 +59,7 @@ fn table_follows_schema_order() {
 }
 
 #[test]
-fn extra_entries_are_known_deprecated_fields() {
+fn extra_entries_are_known_go_only_fields() {
     let schema: HashSet<String> = schema_paths().into_iter().collect();
     let extra: Vec<&str> = all()
         .iter()
@@ -70,7 +70,15 @@ fn extra_entries_are_known_deprecated_fields() {
         extra,
         [
             "persist",
+            "machine.network.interfaces[].cidr",
+            "machine.network.interfaces[].vlans[].cidr",
             "machine.install.bootloader",
+            "cluster.apiServer.resources.requests",
+            "cluster.apiServer.resources.limits",
+            "cluster.controllerManager.resources.requests",
+            "cluster.controllerManager.resources.limits",
+            "cluster.scheduler.resources.requests",
+            "cluster.scheduler.resources.limits",
             "cluster.etcd.subnet",
             "cluster.allowSchedulingOnMasters",
         ]

@@ -65,6 +65,8 @@ const EX_CERT_AND_KEY: &str =
     "crt: LS0tIEVYQU1QTEUgQ0VSVElGSUNBVEUgLS0t\nkey: LS0tIEVYQU1QTEUgS0VZIC0tLQ==";
 const EX_RESOURCES: &str =
     "requests:\n    cpu: 1\n    memory: 1Gi\nlimits:\n    cpu: 2\n    memory: 2500Mi";
+const EX_RES_REQUESTS: &str = "cpu: 1\nmemory: 1Gi";
+const EX_RES_LIMITS: &str = "cpu: 2\nmemory: 2500Mi";
 const EX_HOST_PATH: &str = "/var/lib/auth";
 const EX_MOUNT_PATH: &str = "/etc/kubernetes/auth";
 const EX_SELECTOR_BUS: &str = "busPath: 00:*";
@@ -428,9 +430,9 @@ const D_ROUTE_MTU: &str = "MTU used for this route (optional).";
 const D_VIP: &str = "Shared virtual IP that moves between control plane nodes over this link.";
 const D_VIP_IP: &str = "The shared IP address.";
 const D_VIP_EQUINIX: &str = "Move the shared IP with the Equinix Metal API.";
-const D_VIP_EQUINIX_TOKEN: &str = "Equinix Metal API token.";
+const D_VIP_EQUINIX_TOKEN: &str = "API token for Equinix Metal.";
 const D_VIP_HCLOUD: &str = "Move the shared IP with the Hetzner Cloud API.";
-const D_VIP_HCLOUD_TOKEN: &str = "Hetzner Cloud API token.";
+const D_VIP_HCLOUD_TOKEN: &str = "API token for Hetzner Cloud.";
 const D_DHCP_OPTIONS: &str = "DHCP client options; used only when dhcp is true.";
 const D_DHCP_METRIC: &str = "Metric given to every route learned over DHCP.";
 const D_DHCP_V4: &str = "Run DHCPv4 on the link (on by default).";
@@ -451,6 +453,10 @@ const D_ENC_KEY_SIZE: &str = "Length of the encryption key, in bits.";
 const D_ENC_BLOCK_SIZE: &str = "Sector size of the encrypted device, in bytes.";
 const D_ENC_OPTIONS: &str =
     "Extra LUKS2 --perf flags: no_read_workqueue, no_write_workqueue, same_cpu_crypt.";
+const D_RES_REQUESTS: &str =
+    "CPU and memory reserved for the container (Kubernetes resource requests).";
+const D_RES_LIMITS: &str =
+    "Most CPU and memory the container may use (Kubernetes resource limits).";
 const D_VOL_HOST: &str = "Directory on the host to mount.";
 const D_VOL_MOUNT: &str = "Where the directory appears inside the container.";
 const D_VOL_RO: &str = "Mount the volume read-only.";
@@ -712,6 +718,11 @@ static DOCS: &[FieldDoc] = &[
         &["- 10.5.0.0/16\n- 192.168.3.7"],
     ),
     doc(
+        "machine.network.interfaces[].cidr",
+        "Deprecated: use addresses instead.",
+        &[],
+    ),
+    doc(
         "machine.network.interfaces[].routes",
         "Static routes on this link, added to any routes learned over DHCP.",
         &[EX_ROUTES],
@@ -935,6 +946,11 @@ static DOCS: &[FieldDoc] = &[
     doc(
         "machine.network.interfaces[].vlans[].addresses",
         "Static addresses of the VLAN link, in CIDR form or as bare IPs.",
+        &[],
+    ),
+    doc(
+        "machine.network.interfaces[].vlans[].cidr",
+        "Deprecated: use addresses instead.",
         &[],
     ),
     doc(
@@ -1210,7 +1226,7 @@ static DOCS: &[FieldDoc] = &[
     doc("machine.disks[].device", "Block device to use.", &[]),
     doc(
         "machine.disks[].partitions",
-        "Partitions to create on the disk.",
+        "Partitions to make on the disk, in order.",
         &[],
     ),
     doc(
@@ -1700,7 +1716,7 @@ static DOCS: &[FieldDoc] = &[
     doc("machine.kernel", "Kernel settings.", &[EX_KERNEL]),
     doc(
         "machine.kernel.modules",
-        "Kernel modules to load.",
+        "Kernel modules loaded at boot, with optional parameters.",
         &[],
     ),
     doc(
@@ -1936,6 +1952,16 @@ static DOCS: &[FieldDoc] = &[
         &[EX_RESOURCES],
     ),
     doc(
+        "cluster.apiServer.resources.requests",
+        D_RES_REQUESTS,
+        &[EX_RES_REQUESTS],
+    ),
+    doc(
+        "cluster.apiServer.resources.limits",
+        D_RES_LIMITS,
+        &[EX_RES_LIMITS],
+    ),
+    doc(
         "cluster.controllerManager",
         "kube-controller-manager settings.",
         &[EX_CONTROLLER_MANAGER],
@@ -1979,6 +2005,16 @@ static DOCS: &[FieldDoc] = &[
         "cluster.controllerManager.resources",
         "CPU and memory requests and limits of the kube-controller-manager container.",
         &[EX_RESOURCES],
+    ),
+    doc(
+        "cluster.controllerManager.resources.requests",
+        D_RES_REQUESTS,
+        &[EX_RES_REQUESTS],
+    ),
+    doc(
+        "cluster.controllerManager.resources.limits",
+        D_RES_LIMITS,
+        &[EX_RES_LIMITS],
     ),
     doc("cluster.proxy", "kube-proxy settings.", &[EX_PROXY]),
     doc(
@@ -2041,6 +2077,16 @@ static DOCS: &[FieldDoc] = &[
         "cluster.scheduler.resources",
         "CPU and memory requests and limits of the kube-scheduler container.",
         &[EX_RESOURCES],
+    ),
+    doc(
+        "cluster.scheduler.resources.requests",
+        D_RES_REQUESTS,
+        &[EX_RES_REQUESTS],
+    ),
+    doc(
+        "cluster.scheduler.resources.limits",
+        D_RES_LIMITS,
+        &[EX_RES_LIMITS],
     ),
     doc(
         "cluster.scheduler.config",
@@ -2224,7 +2270,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "ExtensionServiceConfig.configFiles[].content",
-        "Contents of the file.",
+        "Text of the config file.",
         &[],
     ),
     doc(
