@@ -459,7 +459,7 @@ const D_RES_LIMITS: &str =
     "Most CPU and memory the container may use (Kubernetes resource limits).";
 const D_VOL_HOST: &str = "Directory on the host to mount.";
 const D_VOL_MOUNT: &str = "Where the directory appears inside the container.";
-const D_VOL_RO: &str = "Mount the volume read-only.";
+const D_VOL_RO: &str = "Make the mount read-only inside the container.";
 const D_CA_CRT: &str = "Base64-encoded PEM certificate of the CA.";
 const D_CA_KEY: &str = "Base64-encoded PEM private key of the CA.";
 const D_ACCEPTED_CRT: &str = "Base64-encoded PEM certificate of an extra trusted CA.";
@@ -527,7 +527,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "machine.controlPlane.controllerManager.disabled",
-        "Do not run kube-controller-manager on this node.",
+        "Skip the kube-controller-manager static pod on this node.",
         &[],
     ),
     doc(
@@ -537,7 +537,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "machine.controlPlane.scheduler.disabled",
-        "Do not run kube-scheduler on this node.",
+        "Skip the kube-scheduler static pod on this node.",
         &[],
     ),
     doc("machine.kubelet", "Options for the kubelet on this node.", &[EX_KUBELET]),
@@ -1643,7 +1643,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "machine.features.apidCheckExtKeyUsage",
-        "Have apid check the extended key usage of client certificates.",
+        "Make apid reject client certificates whose extended key usage does not allow client auth.",
         &[],
     ),
     doc(
@@ -1673,7 +1673,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "machine.features.hostDNS.enabled",
-        "Run the host DNS caching resolver.",
+        "Start the caching DNS resolver on the host.",
         &[],
     ),
     doc(
@@ -1918,17 +1918,17 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "cluster.apiServer.certSANs",
-        "Extra subject alternative names for the API server certificate.",
+        "Additional DNS names and IPs put into the kube-apiserver serving certificate.",
         &["- 1.2.3.4\n- 4.5.6.7"],
     ),
     doc(
         "cluster.apiServer.disablePodSecurityPolicy",
-        "Leave PodSecurityPolicy out of the API server and the default manifests.",
+        "Turn off the PodSecurityPolicy admission plugin and its default manifests.",
         &[],
     ),
     doc(
         "cluster.apiServer.admissionControl",
-        "Configurations of API server admission plugins.",
+        "Per-plugin settings of the API server's admission controllers.",
         &[EX_ADMISSION_CONTROL],
     ),
     doc(
@@ -2153,7 +2153,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "cluster.etcd.subnet",
-        "Deprecated: use advertisedSubnets instead.",
+        "Old single-subnet form of advertisedSubnets; deprecated.",
         &[],
     ),
     doc(
@@ -2219,7 +2219,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "cluster.adminKubeconfig",
-        "Settings for the admin kubeconfig that talosctl generates.",
+        "Options for the admin kubeconfig handed out by talosctl kubeconfig.",
         &["certLifetime: 1h0m0s"],
     ),
     doc(
@@ -2229,7 +2229,7 @@ static DOCS: &[FieldDoc] = &[
     ),
     doc(
         "cluster.allowSchedulingOnMasters",
-        "Deprecated: use allowSchedulingOnControlPlanes instead.",
+        "Old name of allowSchedulingOnControlPlanes; deprecated.",
         &[],
     ),
     doc(
@@ -2293,7 +2293,7 @@ static DOCS: &[FieldDoc] = &[
     doc("WatchdogTimerConfig.kind", D_KIND, &[]),
     doc(
         "WatchdogTimerConfig.device",
-        "Path of the watchdog device.",
+        "Device node of the hardware watchdog.",
         &["/dev/watchdog0"],
     ),
     doc(
