@@ -24,7 +24,12 @@ pub struct PatchArgs {
     #[arg(value_name = "machineconfig-file")]
     pub file: PathBuf,
     /// Patch generated machineconfigs (applied to all node types), use @file to read a patch from file.
-    #[arg(short = 'p', long = "patch", value_name = "PATCH", allow_hyphen_values = true)]
+    #[arg(
+        short = 'p',
+        long = "patch",
+        value_name = "PATCH",
+        allow_hyphen_values = true
+    )]
     pub patches: Vec<String>,
     /// Output destination. If not specified, output will be printed to stdout.
     #[arg(short = 'o', long)]

@@ -65,6 +65,51 @@ pub enum TalosConfigError {
     /// The named context does not exist.
     #[error("context {0:?} is not defined")]
     UnknownContext(String),
+    /// The context's `crt` is not valid base64.
+    #[error("client certificate is not valid base64")]
+    CertBase64(#[source] base64::DecodeError),
+    /// The context's `crt` has no PEM block.
+    #[error("error decoding PEM")]
+    CertPem,
+    /// The context's `crt` is not a valid X.509 certificate.
+    #[error("client certificate is invalid: {0}")]
+    CertParse(String),
+}
+
+/// What talosctl shows about a context's client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertInfo {
+    /// Roles from the subject's Organization values: trimmed, non-empty, sorted, unique.
+    pub roles: Vec<String>,
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+/// Decodes a context's `crt` (base64 of PEM) and reads its roles and expiry.
+pub fn client_cert_info(crt: &str) -> Result<ClientCertInfo, TalosConfigError> {
+    use base64::Engine as _;
+
+    let pem_bytes = base64::engine::general_purpose::STANDARD
+        .decode(crt.trim())
+        .map_err(TalosConfigError::CertBase64)?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&pem_bytes).map_err(|_| TalosConfigError::CertPem)?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| TalosConfigError::CertParse(e.to_string()))?;
+    let mut roles: Vec<String> = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|attr| attr.as_str().ok())
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    Ok(ClientCertInfo {
+        roles,
+        not_after: cert.validity().not_after.to_datetime(),
+    })
 }
 
 /// A talosconfig file: the current context and all contexts by name.
