@@ -245,3 +245,22 @@ fn cli_no_patch_copies_input() {
         format!("{}\n", read("base-worker.yaml"))
     );
 }
+
+/// Strategic, JSON (two, merged into one) and strategic patches in a row, keyed lists at two
+/// levels (interfaces by name, VLANs by id); Talos's `TestApply` case.
+#[test]
+fn mixed_sequence_matches_talos() {
+    let patches = patch::load_patches(&[
+        at("mixed-strategic1.yaml"),
+        at("mixed-jsonpatch1.yaml"),
+        at("mixed-jsonpatch2.yaml"),
+        at("mixed-strategic2.yaml"),
+        at("mixed-strategic3.yaml"),
+    ])
+    .unwrap();
+    assert_eq!(patches.len(), 4);
+    let docs = patch::parse_documents(&read("mixed-config.yaml")).unwrap();
+    let out = patch::apply(docs, &patches).unwrap();
+    let expected = patch::parse_documents(&read("mixed-expected.yaml")).unwrap();
+    assert_eq!(normalized(out), normalized(expected));
+}

@@ -14,7 +14,7 @@ use serde_yaml::{Mapping, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     /// The text is not valid YAML.
-    #[error("decode error: {0}")]
+    #[error("decode error")]
     Yaml(#[source] serde_yaml::Error),
     /// No document at all.
     #[error("config not found")]
