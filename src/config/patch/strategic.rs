@@ -65,6 +65,9 @@ pub(crate) fn merge_documents(
     mut left: Vec<Value>,
     patch: &[Value],
 ) -> Result<Vec<Value>, PatchError> {
+    if left.is_empty() {
+        return Err(PatchError::Config(document::DocumentError::NoConfig));
+    }
     let left_ids = document::check_documents(&left).map_err(PatchError::Config)?;
     let right_ids = document::check_documents(patch).map_err(PatchError::Strategic)?;
 

@@ -286,3 +286,14 @@ fn no_patches_returns_input_verbatim() {
     let text = "# comment\nversion: v1alpha1\n";
     assert_eq!(apply_to_text(text, &[]).unwrap(), text);
 }
+
+#[test]
+fn empty_config_is_refused() {
+    let err = patched("", &["machine:\n  type: worker\n"]).unwrap_err();
+    assert_eq!(
+        err.source_string(),
+        "machine config is invalid: config not found"
+    );
+    let err = patched("", &["[]"]).unwrap_err();
+    assert!(matches!(err, PatchError::Json6902MultiDoc));
+}
