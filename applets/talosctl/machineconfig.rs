@@ -1,5 +1,9 @@
 //! `talosctl machineconfig` (alias `mc`): work with machine config files locally.
 
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::gen_config;
@@ -9,11 +13,54 @@ use super::gen_config;
 pub enum MachineConfigCmd {
     /// Generates a set of configuration files for Talos cluster (same as `gen config`).
     Gen(gen_config::GenConfigArgs),
+    /// Patch a machine config.
+    Patch(PatchArgs),
+}
+
+/// Flags of `machineconfig patch`.
+#[derive(Debug, clap::Args)]
+pub struct PatchArgs {
+    /// The machine config file to patch.
+    #[arg(value_name = "machineconfig-file")]
+    pub file: PathBuf,
+    /// Patch generated machineconfigs (applied to all node types), use @file to read a patch from file.
+    #[arg(
+        short = 'p',
+        long = "patch",
+        value_name = "PATCH",
+        allow_hyphen_values = true
+    )]
+    pub patches: Vec<String>,
+    /// Output destination. If not specified, output will be printed to stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Runs a `machineconfig` subcommand.
 pub fn run(cmd: MachineConfigCmd, global: &super::Global) -> anyhow::Result<()> {
     match cmd {
         MachineConfigCmd::Gen(args) => gen_config::run(args, global),
+        MachineConfigCmd::Patch(args) => patch(args),
     }
+}
+
+fn patch(args: PatchArgs) -> anyhow::Result<()> {
+    use talos::config::patch;
+
+    let config = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read machine config {}", args.file.display()))?;
+    let patches = patch::load_patches(&args.patches)?;
+    let patched = patch::apply_to_text(&config, &patches)
+        .with_context(|| format!("cannot patch {}", args.file.display()))?;
+
+    match args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{patched}").context("cannot write to stdout")?;
+        }
+        Some(path) => {
+            talos::client::atomic::write_atomic(&path, patched.as_bytes(), 0o644)?;
+        }
+    }
+    Ok(())
 }

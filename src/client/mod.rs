@@ -1,1 +1,4 @@
 //! Client side of the Talos API: talosconfig, channels, node fan-out.
+
+pub mod atomic;
+pub mod talosconfig;

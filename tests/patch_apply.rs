@@ -1,0 +1,266 @@
+//! Config patching: Talos 1.7's multi-document patch cases through the library, and
+//! `talosctl machineconfig patch` through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+use talos::config::patch::{self, PatchError};
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/patch")
+        .join(name)
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(testdata(name)).unwrap()
+}
+
+fn at(name: &str) -> String {
+    format!("@{}", testdata(name).display())
+}
+
+/// Drops the zero-valued keys only Talos's typed encoder writes (`type: ""`, `certSANs: []`,
+/// `cluster: null`), so value trees can be compared with Talos's output.
+fn strip_zero(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => {
+            m.retain(|_, v| {
+                !(v.is_null()
+                    || v.as_str() == Some("")
+                    || v.as_sequence().is_some_and(|s| s.is_empty()))
+            });
+            m.iter_mut().for_each(|(_, v)| strip_zero(v));
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(strip_zero),
+        _ => {}
+    }
+}
+
+fn normalized(mut docs: Vec<Value>) -> Vec<Value> {
+    docs.iter_mut().for_each(strip_zero);
+    docs
+}
+
+fn talosctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_talos"))
+        .arg("talosctl")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn multidoc_strategic_matches_talos() {
+    let patches = patch::load_patches(&[
+        at("multidoc-strategic1.yaml"),
+        at("multidoc-strategic2.yaml"),
+    ])
+    .unwrap();
+    let docs = patch::parse_documents(&read("multidoc-config.yaml")).unwrap();
+    let out = patch::apply(docs, &patches).unwrap();
+    let expected = patch::parse_documents(&read("multidoc-expected.yaml")).unwrap();
+    assert_eq!(normalized(out), normalized(expected));
+}
+
+#[test]
+fn multidoc_json6902_is_refused() {
+    let patches = patch::load_patches(&[
+        at("multidoc-jsonpatch.yaml"),
+        at("multidoc-strategic1.yaml"),
+    ])
+    .unwrap();
+    let docs = patch::parse_documents(&read("multidoc-config.yaml")).unwrap();
+    let err = patch::apply(docs, &patches).unwrap_err();
+    assert!(matches!(err, PatchError::Json6902MultiDoc));
+    assert_eq!(
+        err.to_string(),
+        "JSON6902 patches are not supported for multi-document machine configuration"
+    );
+}
+
+#[test]
+fn cli_patch_to_file_and_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("sub/out.yaml");
+    let cfg = testdata("multidoc-config.yaml");
+    let o = talosctl(&[
+        "machineconfig",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &at("multidoc-strategic1.yaml"),
+        "--patch",
+        &at("multidoc-strategic2.yaml"),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty());
+    let got = patch::parse_documents(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let expected = patch::parse_documents(&read("multidoc-expected.yaml")).unwrap();
+    assert_eq!(normalized(got), normalized(expected.clone()));
+
+    // The `mc` alias, output on stdout.
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &at("multidoc-strategic1.yaml"),
+        "-p",
+        &read("multidoc-strategic2.yaml"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = patch::parse_documents(&String::from_utf8(o.stdout).unwrap()).unwrap();
+    assert_eq!(normalized(got), normalized(expected));
+}
+
+#[test]
+fn cli_stability_patch_appends_extra_mount() {
+    let cfg = testdata("base-worker.yaml");
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &at("kubelet-mount-patch.yaml"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = patch::parse_documents(&String::from_utf8(o.stdout).unwrap()).unwrap();
+    let mounts = got[0]["machine"]["kubelet"]["extraMounts"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(mounts.len(), 2);
+    assert_eq!(mounts[1]["source"], Value::from("/var/opt"));
+    assert_eq!(mounts[1]["options"][0], Value::from("rshared"));
+    assert_eq!(
+        got[0]["machine"]["kubelet"]["image"],
+        Value::from("ghcr.io/siderolabs/kubelet:v1.30.0")
+    );
+}
+
+#[test]
+fn cli_json_patch_inline() {
+    let cfg = testdata("base-worker.yaml");
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        r#"[{"op": "replace", "path": "/cluster/network/podSubnets", "value": ["10.0.0.0/8"]}]"#,
+        "-p",
+        "- op: remove\n  path: /machine/install\n",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = patch::parse_documents(&String::from_utf8(o.stdout).unwrap()).unwrap();
+    assert_eq!(
+        got[0]["cluster"]["network"]["podSubnets"][0],
+        Value::from("10.0.0.0/8")
+    );
+    assert!(got[0]["machine"].get("install").is_none());
+}
+
+#[test]
+fn cli_errors_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.yaml");
+    let cfg = testdata("multidoc-config.yaml");
+    let missing = dir.path().join("nope.yaml");
+
+    // Unreadable @file: the error names the file.
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &format!("@{}", missing.display()),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert!(!out_path.exists());
+
+    // `$patch: delete` is not in Talos 1.7: unknown key.
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &at("dollar-patch.yaml"),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("unknown keys found during decoding") && stderr.contains("$patch"),
+        "{stderr}"
+    );
+    assert!(!out_path.exists());
+
+    // JSON patch on a multi-document config.
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        cfg.to_str().unwrap(),
+        "-p",
+        &at("multidoc-jsonpatch.yaml"),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "JSON6902 patches are not supported for multi-document machine configuration"
+        ),
+        "{stderr}"
+    );
+    assert!(!out_path.exists());
+
+    // Missing config file.
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        missing.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.yaml"));
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn cli_no_patch_copies_input() {
+    let cfg = testdata("base-worker.yaml");
+    let o = talosctl(&["mc", "patch", cfg.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        format!("{}\n", read("base-worker.yaml"))
+    );
+}
+
+/// Strategic, JSON (two, merged into one) and strategic patches in a row, keyed lists at two
+/// levels (interfaces by name, VLANs by id); Talos's `TestApply` case.
+#[test]
+fn mixed_sequence_matches_talos() {
+    let patches = patch::load_patches(&[
+        at("mixed-strategic1.yaml"),
+        at("mixed-jsonpatch1.yaml"),
+        at("mixed-jsonpatch2.yaml"),
+        at("mixed-strategic2.yaml"),
+        at("mixed-strategic3.yaml"),
+    ])
+    .unwrap();
+    assert_eq!(patches.len(), 4);
+    let docs = patch::parse_documents(&read("mixed-config.yaml")).unwrap();
+    let out = patch::apply(docs, &patches).unwrap();
+    let expected = patch::parse_documents(&read("mixed-expected.yaml")).unwrap();
+    assert_eq!(normalized(out), normalized(expected));
+}
