@@ -19,7 +19,7 @@
 //! Clients are in `<service>_client` modules (e.g. `machine::machine_service_client`), servers
 //! in `<service>_server` modules. Every server trait method has a default body that answers
 //! `UNIMPLEMENTED`, so a server implements only the RPCs it supports; server-streaming methods
-//! then return `Pin<Box<dyn Stream>>` (the generated `BoxStream` alias).
+//! then return `tonic::codegen::BoxStream<T>` (a boxed stream).
 //!
 //! [`FILE_DESCRIPTOR_SET`] is the compiled descriptor set of all these files (with the Google
 //! well-known types they import), for gRPC reflection and contract tests.
