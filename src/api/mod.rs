@@ -23,6 +23,11 @@
 //!
 //! [`FILE_DESCRIPTOR_SET`] is the compiled descriptor set of all these files (with the Google
 //! well-known types they import), for gRPC reflection and contract tests.
+//!
+//! Compatibility is checked twice: `tests/proto_compat.rs` compares the descriptor set with
+//! `testdata/api/contract.txt` (extracted from Talos v1.7.0 and cosi-project/runtime v0.4.1 by
+//! `ci/gen-api-contract`), and `ci/proto-compat` runs the shared proto-compat tool when
+//! `../shared` is present.
 
 /// Generated code may trip lints we keep for hand-written code; allow them only here.
 macro_rules! generated_module {
