@@ -1,0 +1,604 @@
+//! The secrets bundle (`secrets.yaml`): everything cluster-wide that machine configs are generated
+//! from. Keys and layout match Talos's `secrets.Bundle` YAML; certificates and keys are base64 of PEM.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::cert::{CertParams, CertificateAuthority, ExtKeyUsage, KeyUsage, CA_VALIDITY};
+use super::contract::VersionContract;
+use super::fsutil::{self, WriteError};
+use super::key::{KeyAlgorithm, PrivateKey};
+use super::{random, Certificate, PkiError};
+
+/// Size in bytes of the cluster id and cluster secret.
+const CLUSTER_ID_SIZE: usize = 32;
+/// Size in bytes of the secretbox / AES-CBC encryption secret.
+const ENCRYPTION_SECRET_SIZE: usize = 32;
+/// The role Talos puts in talosconfig client certificates by default.
+pub const DEFAULT_ADMIN_ROLE: &str = "os:admin";
+
+/// Errors of loading, generating and saving a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// The file could not be read.
+    #[error("cannot read {path:?}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not match the bundle schema (unknown or missing key, wrong type).
+    #[error("{source_name}: {key}: {message}")]
+    Schema {
+        /// Where the text came from.
+        source_name: String,
+        /// Dotted path of the offending key.
+        key: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A certificate or key in the bundle or input is invalid.
+    #[error("{source_name}: {key}")]
+    Pki {
+        /// Where the text came from.
+        source_name: String,
+        /// Dotted path of the offending key, or file name.
+        key: String,
+        /// The cause.
+        #[source]
+        source: PkiError,
+    },
+    /// A PKI operation failed while generating.
+    #[error("cannot generate secrets")]
+    Generate(#[from] PkiError),
+    /// Encoding the bundle failed.
+    #[error("cannot encode the secrets bundle")]
+    Encode(#[source] crate::yaml::YamlError),
+    /// The Kubernetes PKI directory is unusable.
+    #[error("{0}")]
+    KubernetesPki(String),
+    /// A bootstrap token of the wrong shape.
+    #[error("invalid bootstrap token {0:?}: expected [a-z0-9]{{6}}.[a-z0-9]{{16}}")]
+    BadToken(String),
+    /// The version contract is older than this build can generate for.
+    #[error("version contract {0} is not supported: secrets can be generated for v0.13 and newer")]
+    ContractTooOld(VersionContract),
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// A certificate and its private key, both PEM (base64 of PEM in YAML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertAndKey {
+    /// PEM certificate.
+    #[serde(with = "b64")]
+    pub crt: Vec<u8>,
+    /// PEM private key.
+    #[serde(with = "b64")]
+    pub key: Vec<u8>,
+}
+
+impl CertAndKey {
+    fn from_ca(ca: &CertificateAuthority) -> Result<Self, PkiError> {
+        Ok(Self {
+            crt: ca.cert.to_pem(),
+            key: ca.key.to_pem()?,
+        })
+    }
+
+    /// Parses the pair as a CA (certificate + matching key).
+    pub fn to_ca(&self) -> Result<CertificateAuthority, PkiError> {
+        CertificateAuthority::from_pem(&self.crt, &self.key)
+    }
+}
+
+/// A private key alone, PEM (base64 of PEM in YAML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyOnly {
+    /// PEM private key.
+    #[serde(with = "b64")]
+    pub key: Vec<u8>,
+}
+
+/// Cluster identity shared by every node (`cluster.id`, `cluster.secret` in the machine config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterInfo {
+    /// base64url (padded) of 32 random bytes.
+    pub id: String,
+    /// base64 of 32 random bytes.
+    pub secret: String,
+}
+
+/// Kubernetes secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Kubernetes bootstrap token `[0-9a-z]{6}.[0-9a-z]{16}`.
+    pub bootstraptoken: String,
+    /// AES-CBC encryption secret (contracts up to v1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aescbcencryptionsecret: Option<String>,
+    /// Secretbox encryption secret (contracts after v1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secretboxencryptionsecret: Option<String>,
+}
+
+/// trustd credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustdInfo {
+    /// The token workers present to trustd (`machine.token`).
+    pub token: String,
+}
+
+/// The CAs and keys of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certs {
+    /// etcd CA.
+    pub etcd: CertAndKey,
+    /// Kubernetes CA.
+    pub k8s: CertAndKey,
+    /// Kubernetes aggregator (front-proxy) CA.
+    #[serde(default)]
+    pub k8saggregator: Option<CertAndKey>,
+    /// Kubernetes service-account signing key.
+    #[serde(default)]
+    pub k8sserviceaccount: Option<KeyOnly>,
+    /// Talos API (OS) CA.
+    pub os: CertAndKey,
+}
+
+/// The secrets bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Cluster identity.
+    pub cluster: ClusterInfo,
+    /// Kubernetes secrets.
+    pub secrets: Secrets,
+    /// trustd credentials.
+    pub trustdinfo: TrustdInfo,
+    /// CAs and keys.
+    pub certs: Certs,
+    /// Comment lines that preceded the document when it was loaded; written back on save.
+    #[serde(skip)]
+    pub header_comment: String,
+}
+
+/// Pieces supplied by the caller; whatever is `None` gets generated.
+#[derive(Default)]
+struct Seed {
+    etcd: Option<CertAndKey>,
+    k8s: Option<CertAndKey>,
+    aggregator: Option<CertAndKey>,
+    service_account: Option<KeyOnly>,
+    bootstrap_token: Option<String>,
+}
+
+fn generate_ca(
+    alg: KeyAlgorithm,
+    orgs: &[&str],
+    now: OffsetDateTime,
+) -> Result<CertAndKey, PkiError> {
+    let params = CertParams::new(now, CA_VALIDITY).organizations(orgs.iter().copied());
+    CertAndKey::from_ca(&CertificateAuthority::generate(alg, &params)?)
+}
+
+fn b64_random(n: usize, url: bool) -> Result<String, PkiError> {
+    use base64::Engine;
+    let bytes = random::bytes(n)?;
+    Ok(if url {
+        base64::engine::general_purpose::URL_SAFE.encode(bytes)
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    })
+}
+
+impl Bundle {
+    /// Generates a new bundle for `contract`, valid from now.
+    pub fn generate(contract: VersionContract) -> Result<Self, BundleError> {
+        Self::generate_at(contract, OffsetDateTime::now_utc())
+    }
+
+    /// Generates a new bundle for `contract` with CAs valid from `now` for 87600 h:
+    /// etcd CA ECDSA P-256 O=etcd, Kubernetes CA ECDSA P-256 O=kubernetes, aggregator CA ECDSA
+    /// P-256 with an empty subject, OS CA Ed25519 O=talos, service-account key RSA-4096 (contract
+    /// > v1.6) or ECDSA P-256, tokens, cluster id (base64url) and secret (base64).
+    pub fn generate_at(
+        contract: VersionContract,
+        now: OffsetDateTime,
+    ) -> Result<Self, BundleError> {
+        Self::populate(Seed::default(), contract, now)
+    }
+
+    fn populate(
+        seed: Seed,
+        contract: VersionContract,
+        now: OffsetDateTime,
+    ) -> Result<Self, BundleError> {
+        // ECDSA CAs signed with SHA-512 (contracts up to v0.12) and RSA CAs (v0.8) are not made here.
+        if !contract.supports_ecdsa_sha256() {
+            return Err(BundleError::ContractTooOld(contract));
+        }
+        let etcd = match seed.etcd {
+            Some(c) => c,
+            None => generate_ca(KeyAlgorithm::EcdsaP256, &["etcd"], now)?,
+        };
+        let k8s = match seed.k8s {
+            Some(c) => c,
+            None => generate_ca(KeyAlgorithm::EcdsaP256, &["kubernetes"], now)?,
+        };
+        // Talos asks for CommonName "front-proxy" here, but its CA template only carries the
+        // organization, so the subject ends up empty; keep that.
+        let k8saggregator = match seed.aggregator {
+            Some(c) => Some(c),
+            None => Some(generate_ca(KeyAlgorithm::EcdsaP256, &[], now)?),
+        };
+        let k8sserviceaccount = match seed.service_account {
+            Some(k) => Some(k),
+            None => {
+                let key = if contract.use_rsa_service_account_key() {
+                    PrivateKey::generate(KeyAlgorithm::Rsa)?
+                } else {
+                    PrivateKey::generate_ecdsa_p256()
+                };
+                Some(KeyOnly { key: key.to_pem()? })
+            }
+        };
+        let os = generate_ca(KeyAlgorithm::Ed25519, &["talos"], now)?;
+        let bootstraptoken = match seed.bootstrap_token {
+            Some(t) => t,
+            None => random::token()?,
+        };
+        let encryption = b64_random(ENCRYPTION_SECRET_SIZE, false)?;
+        let (aescbc, secretbox) = if contract.secretbox_encryption_supported() {
+            (None, Some(encryption))
+        } else {
+            (Some(encryption), None)
+        };
+        Ok(Self {
+            cluster: ClusterInfo {
+                id: b64_random(CLUSTER_ID_SIZE, true)?,
+                secret: b64_random(CLUSTER_ID_SIZE, false)?,
+            },
+            secrets: Secrets {
+                bootstraptoken,
+                aescbcencryptionsecret: aescbc,
+                secretboxencryptionsecret: secretbox,
+            },
+            trustdinfo: TrustdInfo {
+                token: random::token()?,
+            },
+            certs: Certs {
+                etcd,
+                k8s,
+                k8saggregator,
+                k8sserviceaccount,
+                os,
+            },
+            header_comment: String::new(),
+        })
+    }
+
+    /// Builds a bundle from a kubeadm-style PKI directory (`ca.crt`/`ca.key`, `etcd/ca.*`,
+    /// `front-proxy-ca.*`, `sa.key`); the OS CA, tokens and cluster identity are generated.
+    /// `bootstrap_token`, when given, must have the `[a-z0-9]{6}.[a-z0-9]{16}` shape.
+    pub fn from_kubernetes_pki(
+        dir: &Path,
+        bootstrap_token: Option<&str>,
+        contract: VersionContract,
+        now: OffsetDateTime,
+    ) -> Result<Self, BundleError> {
+        let pki_err = |m: String| BundleError::KubernetesPki(m);
+        let meta = std::fs::metadata(dir).map_err(|source| BundleError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(pki_err(format!("{} is not a directory", dir.display())));
+        }
+        if let Some(t) = bootstrap_token {
+            if !random::is_token(t) {
+                return Err(BundleError::BadToken(t.to_string()));
+            }
+        }
+        let k8s = read_ca_pair(&dir.join("ca.crt"), &dir.join("ca.key"))?;
+        let etcd = read_ca_pair(&dir.join("etcd/ca.crt"), &dir.join("etcd/ca.key"))?;
+        let aggregator_crt = dir.join("front-proxy-ca.crt");
+        let aggregator = if contract.supports_aggregator_ca() {
+            Some(read_ca_pair(
+                &aggregator_crt,
+                &dir.join("front-proxy-ca.key"),
+            )?)
+        } else if aggregator_crt.exists() {
+            return Err(pki_err(format!(
+                "{} found, but the aggregator CA is not supported by version contract {contract}",
+                aggregator_crt.display()
+            )));
+        } else {
+            None
+        };
+        let sa_path = dir.join("sa.key");
+        let service_account = if contract.supports_service_account() {
+            let key = read_file(&sa_path)?;
+            PrivateKey::from_pem(&key).map_err(|source| BundleError::Pki {
+                source_name: sa_path.display().to_string(),
+                key: "private key".to_string(),
+                source,
+            })?;
+            Some(KeyOnly { key })
+        } else if sa_path.exists() {
+            return Err(pki_err(format!(
+                "{} found, but the service account key is not supported by version contract {contract}",
+                sa_path.display()
+            )));
+        } else {
+            None
+        };
+        let seed = Seed {
+            etcd: Some(etcd),
+            k8s: Some(k8s),
+            aggregator,
+            service_account,
+            bootstrap_token: bootstrap_token.map(str::to_string),
+        };
+        Self::populate(seed, contract, now)
+    }
+
+    /// Extracts the bundle from a controlplane machine config (YAML text, possibly multi-document;
+    /// the `v1alpha1` document is used). `source_name` names the input in errors.
+    pub fn from_controlplane_config(text: &str, source_name: &str) -> Result<Self, BundleError> {
+        let schema = |key: &str, message: String| BundleError::Schema {
+            source_name: source_name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let mut doc = None;
+        for d in serde_yaml::Deserializer::from_str(text) {
+            let v = serde_yaml::Value::deserialize(d)
+                .map_err(|e| schema("(document)", e.to_string()))?;
+            let is_v1alpha1 = v.get("version").and_then(|x| x.as_str()) == Some("v1alpha1");
+            if is_v1alpha1 || (v.get("machine").is_some() && v.get("kind").is_none()) {
+                doc = Some(v);
+                break;
+            }
+        }
+        let doc = doc.ok_or_else(|| {
+            schema(
+                "version",
+                "no v1alpha1 machine config document found".to_string(),
+            )
+        })?;
+        let get_str = |path: &str| -> Result<String, BundleError> {
+            lookup(&doc, path)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    schema(
+                        path,
+                        "missing or empty (is this a controlplane config?)".to_string(),
+                    )
+                })
+        };
+        let opt_str = |path: &str| {
+            lookup(&doc, path)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let decode = |path: &str| -> Result<Vec<u8>, BundleError> {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(get_str(path)?)
+                .map_err(|e| schema(path, format!("not base64: {e}")))
+        };
+        let pair = |path: &str| -> Result<CertAndKey, BundleError> {
+            Ok(CertAndKey {
+                crt: decode(&format!("{path}.crt"))?,
+                key: decode(&format!("{path}.key"))?,
+            })
+        };
+        let bundle = Self {
+            cluster: ClusterInfo {
+                id: get_str("cluster.id")?,
+                secret: get_str("cluster.secret")?,
+            },
+            secrets: Secrets {
+                bootstraptoken: get_str("cluster.token")?,
+                aescbcencryptionsecret: opt_str("cluster.aescbcEncryptionSecret"),
+                secretboxencryptionsecret: opt_str("cluster.secretboxEncryptionSecret"),
+            },
+            trustdinfo: TrustdInfo {
+                token: get_str("machine.token")?,
+            },
+            certs: Certs {
+                etcd: pair("cluster.etcd.ca")?,
+                k8s: pair("cluster.ca")?,
+                k8saggregator: match lookup(&doc, "cluster.aggregatorCA") {
+                    Some(_) => Some(pair("cluster.aggregatorCA")?),
+                    None => None,
+                },
+                k8sserviceaccount: match lookup(&doc, "cluster.serviceAccount") {
+                    Some(_) => Some(KeyOnly {
+                        key: decode("cluster.serviceAccount.key")?,
+                    }),
+                    None => None,
+                },
+                os: pair("machine.ca")?,
+            },
+            header_comment: String::new(),
+        };
+        bundle.validate(source_name)?;
+        Ok(bundle)
+    }
+
+    /// Parses bundle YAML strictly: unknown keys, missing keys and invalid PEM are errors naming
+    /// the key. Leading comment lines are kept for [`Bundle::to_yaml`].
+    pub fn from_yaml(text: &str, source_name: &str) -> Result<Self, BundleError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let mut bundle: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            BundleError::Schema {
+                source_name: source_name.to_string(),
+                key: if key == "." {
+                    "(document)".to_string()
+                } else {
+                    key
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        bundle.header_comment = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        bundle.validate(source_name)?;
+        Ok(bundle)
+    }
+
+    /// Loads a bundle file (see [`Bundle::from_yaml`]).
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let bytes = read_file(path)?;
+        let text = String::from_utf8(bytes).map_err(|e| BundleError::Schema {
+            source_name: path.display().to_string(),
+            key: "(document)".to_string(),
+            message: format!("not UTF-8: {e}"),
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Checks every certificate and key parses (and each CA key matches its certificate).
+    pub fn validate(&self, source_name: &str) -> Result<(), BundleError> {
+        let err = |key: &str, source| BundleError::Pki {
+            source_name: source_name.to_string(),
+            key: key.to_string(),
+            source,
+        };
+        let check_pair = |name: &str, p: &CertAndKey| -> Result<(), BundleError> {
+            Certificate::from_pem(&p.crt).map_err(|e| err(&format!("certs.{name}.crt"), e))?;
+            PrivateKey::from_pem(&p.key).map_err(|e| err(&format!("certs.{name}.key"), e))?;
+            p.to_ca().map_err(|e| err(&format!("certs.{name}"), e))?;
+            Ok(())
+        };
+        check_pair("etcd", &self.certs.etcd)?;
+        check_pair("k8s", &self.certs.k8s)?;
+        if let Some(a) = &self.certs.k8saggregator {
+            check_pair("k8saggregator", a)?;
+        }
+        if let Some(sa) = &self.certs.k8sserviceaccount {
+            PrivateKey::from_pem(&sa.key).map_err(|e| err("certs.k8sserviceaccount.key", e))?;
+        }
+        check_pair("os", &self.certs.os)?;
+        Ok(())
+    }
+
+    /// The bundle as YAML in Talos's layout, preceded by any loaded header comment.
+    pub fn to_yaml(&self) -> Result<String, BundleError> {
+        let body = crate::yaml::to_string(self).map_err(BundleError::Encode)?;
+        Ok(format!("{}{body}", self.header_comment))
+    }
+
+    /// Writes the bundle atomically with mode 0600; an existing file is an error unless `overwrite`.
+    pub fn save(&self, path: &Path, overwrite: bool) -> Result<(), BundleError> {
+        let text = self.to_yaml()?;
+        fsutil::write_atomic(path, text.as_bytes(), overwrite)?;
+        Ok(())
+    }
+
+    /// The Talos API (OS) CA.
+    pub fn os_ca(&self) -> Result<CertificateAuthority, PkiError> {
+        self.certs.os.to_ca()
+    }
+
+    /// A talosconfig client certificate and key (PEM), valid from now for `ttl`.
+    /// See [`Bundle::admin_client_cert_at`].
+    pub fn admin_client_cert(
+        &self,
+        roles: &[&str],
+        ttl: time::Duration,
+    ) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+        self.admin_client_cert_at(roles, ttl, OffsetDateTime::now_utc())
+    }
+
+    /// A talosconfig client certificate: a new key of the OS CA's kind (Ed25519), signed by the OS
+    /// CA, Subject O = each role (sorted, duplicates and blanks removed; `os:admin` if none),
+    /// KeyUsage DigitalSignature, ExtKeyUsage ClientAuth only. Returns PEM (certificate, key).
+    pub fn admin_client_cert_at(
+        &self,
+        roles: &[&str],
+        ttl: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+        let mut orgs: Vec<String> = roles
+            .iter()
+            .map(|r| r.trim())
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect();
+        if orgs.is_empty() {
+            orgs.push(DEFAULT_ADMIN_ROLE.to_string());
+        }
+        orgs.sort();
+        orgs.dedup();
+        let params = CertParams::new(now, ttl)
+            .organizations(orgs)
+            .key_usage(KeyUsage::DIGITAL_SIGNATURE)
+            .ext_key_usage([ExtKeyUsage::ClientAuth]);
+        let (cert, key) = self.os_ca()?.issue(&params)?;
+        Ok((cert.to_pem(), key.to_pem()?))
+    }
+}
+
+fn lookup<'a>(doc: &'a serde_yaml::Value, path: &str) -> Option<&'a serde_yaml::Value> {
+    path.split('.')
+        .try_fold(doc, |v, k| v.get(k))
+        .filter(|v| !v.is_null())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, BundleError> {
+    std::fs::read(path).map_err(|source| BundleError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_ca_pair(crt: &Path, key: &Path) -> Result<CertAndKey, BundleError> {
+    let pair = CertAndKey {
+        crt: read_file(crt)?,
+        key: read_file(key)?,
+    };
+    pair.to_ca().map_err(|source| BundleError::Pki {
+        source_name: crt.display().to_string(),
+        key: "certificate and key".to_string(),
+        source,
+    })?;
+    Ok(pair)
+}
+
+/// serde helpers: bytes as standard padded base64 strings.
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
+}
