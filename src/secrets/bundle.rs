@@ -447,15 +447,25 @@ impl Bundle {
     pub fn from_yaml(text: &str, source_name: &str) -> Result<Self, BundleError> {
         let de = serde_yaml::Deserializer::from_str(text);
         let mut bundle: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
+            let path = e.path().to_string();
+            let mut message = e.into_inner().to_string();
+            // serde_yaml prefixes the path of the enclosing map; the full path is printed instead.
+            let segments: Vec<&str> = path.split('.').collect();
+            for n in (1..=segments.len()).rev() {
+                let prefix = format!("{}: ", segments[..n].join("."));
+                if let Some(rest) = message.strip_prefix(&prefix) {
+                    message = rest.to_string();
+                    break;
+                }
+            }
             BundleError::Schema {
                 source_name: source_name.to_string(),
-                key: if key == "." {
+                key: if path == "." {
                     "(document)".to_string()
                 } else {
-                    key
+                    path
                 },
-                message: e.into_inner().to_string(),
+                message,
             }
         })?;
         bundle.header_comment = text
@@ -600,5 +610,191 @@ mod b64 {
         base64::engine::general_purpose::STANDARD
             .decode(s.trim())
             .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2024-04-18 09:30:00 UTC)
+    }
+
+    fn v(s: &str) -> VersionContract {
+        VersionContract::parse(s).unwrap()
+    }
+
+    fn check_ca(pair: &CertAndKey, sig_oid: &str, subject: &str, key_label: &str) {
+        let cert = Certificate::from_pem(&pair.crt).unwrap();
+        let (_, c) = X509Certificate::from_der(cert.der()).unwrap();
+        assert_eq!(c.signature_algorithm.algorithm.to_id_string(), sig_oid);
+        assert_eq!(c.subject().to_string(), subject);
+        assert_eq!(c.issuer().to_string(), subject);
+        assert!(c.is_ca());
+        assert!(c.basic_constraints().unwrap().unwrap().critical);
+        assert_eq!(c.validity().not_before.to_datetime(), now());
+        assert_eq!(
+            c.validity().not_after.to_datetime(),
+            now() + time::Duration::hours(87600)
+        );
+        let ku = c.key_usage().unwrap().unwrap().value;
+        assert!(ku.key_cert_sign() && ku.digital_signature() && !ku.key_encipherment());
+        let eku = c.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth && !eku.any);
+        let pem = String::from_utf8(pair.key.clone()).unwrap();
+        assert!(
+            pem.starts_with(&format!("-----BEGIN {key_label}-----\n")),
+            "{pem}"
+        );
+        pair.to_ca().unwrap();
+    }
+
+    #[test]
+    fn generated_bundle_has_talos_algorithms_and_formats() {
+        // v1.6 keeps the service-account key ECDSA, so no RSA key is generated in this test.
+        let b = Bundle::generate_at(v("v1.6"), now()).unwrap();
+        let std = base64::engine::general_purpose::STANDARD;
+        let url = base64::engine::general_purpose::URL_SAFE;
+        assert_eq!(url.decode(&b.cluster.id).unwrap().len(), 32);
+        assert!(b.cluster.id.ends_with('=') && b.cluster.id.len() == 44);
+        assert!(!b.cluster.id.contains('+') && !b.cluster.id.contains('/'));
+        assert_eq!(std.decode(&b.cluster.secret).unwrap().len(), 32);
+        assert!(random::is_token(&b.secrets.bootstraptoken));
+        assert!(random::is_token(&b.trustdinfo.token));
+        assert_ne!(b.secrets.bootstraptoken, b.trustdinfo.token);
+        let sb = b.secrets.secretboxencryptionsecret.as_deref().unwrap();
+        assert_eq!(std.decode(sb).unwrap().len(), 32);
+        assert!(b.secrets.aescbcencryptionsecret.is_none());
+
+        let ecdsa = "1.2.840.10045.4.3.2";
+        check_ca(&b.certs.etcd, ecdsa, "O=etcd", "EC PRIVATE KEY");
+        check_ca(&b.certs.k8s, ecdsa, "O=kubernetes", "EC PRIVATE KEY");
+        check_ca(
+            b.certs.k8saggregator.as_ref().unwrap(),
+            ecdsa,
+            "",
+            "EC PRIVATE KEY",
+        );
+        check_ca(&b.certs.os, "1.3.101.112", "O=talos", "ED25519 PRIVATE KEY");
+        let sa = &b.certs.k8sserviceaccount.as_ref().unwrap().key;
+        assert!(sa.starts_with(b"-----BEGIN EC PRIVATE KEY-----\n"));
+        b.validate("generated").unwrap();
+    }
+
+    #[test]
+    fn old_contracts_use_aescbc_and_very_old_ones_are_refused() {
+        let b = Bundle::generate_at(v("v1.2"), now()).unwrap();
+        assert!(b.secrets.secretboxencryptionsecret.is_none());
+        assert!(b.secrets.aescbcencryptionsecret.is_some());
+        let yaml = serde_yaml::to_string(&b).unwrap();
+        assert!(yaml.contains("aescbcencryptionsecret:"));
+        assert!(!yaml.contains("secretboxencryptionsecret"));
+        let err = Bundle::generate_at(v("v0.12"), now()).unwrap_err();
+        assert!(err.to_string().contains("v0.12"), "{err}");
+    }
+
+    #[test]
+    fn admin_client_cert_is_an_ed25519_client_only_cert() {
+        let b = Bundle::generate_at(v("v1.6"), now()).unwrap();
+        let (crt, key) = b
+            .admin_client_cert_at(
+                &["os:reader", " ", "os:admin", "os:reader"],
+                time::Duration::hours(8760),
+                now(),
+            )
+            .unwrap();
+        assert!(key.starts_with(b"-----BEGIN ED25519 PRIVATE KEY-----\n"));
+        let cert = Certificate::from_pem(&crt).unwrap();
+        let (_, c) = X509Certificate::from_der(cert.der()).unwrap();
+        assert_eq!(
+            c.signature_algorithm.algorithm.to_id_string(),
+            "1.3.101.112"
+        );
+        assert_eq!(cert.organizations().unwrap(), ["os:admin", "os:reader"]);
+        assert_eq!(c.issuer().to_string(), "O=talos");
+        assert!(!c.is_ca());
+        let eku = c.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        let ku = c.key_usage().unwrap().unwrap().value;
+        assert!(ku.digital_signature() && !ku.key_cert_sign());
+        assert_eq!(
+            c.validity().not_after.to_datetime(),
+            now() + time::Duration::hours(8760)
+        );
+        assert_eq!(
+            cert.public_key_info().unwrap(),
+            PrivateKey::from_pem(&key)
+                .unwrap()
+                .public_key_info()
+                .unwrap()
+        );
+        let (crt, _) = b
+            .admin_client_cert_at(&[], time::Duration::hours(1), now())
+            .unwrap();
+        assert_eq!(
+            Certificate::from_pem(&crt)
+                .unwrap()
+                .organizations()
+                .unwrap(),
+            ["os:admin"]
+        );
+    }
+
+    #[test]
+    fn strict_loading_names_the_key() {
+        let b = Bundle::generate_at(v("v1.6"), now()).unwrap();
+        let good = serde_yaml::to_string(&b).unwrap();
+
+        let unknown = good.replacen("trustdinfo:\n", "trustdinfo:\n  extra: 1\n", 1);
+        let err = Bundle::from_yaml(&unknown, "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.yaml: trustdinfo.extra: unknown field `extra`"),
+            "{err}"
+        );
+
+        let missing = good.replacen("  token:", "  tokn:", 1);
+        let err = Bundle::from_yaml(&missing, "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.yaml: trustdinfo.tokn: unknown field `tokn`"),
+            "{err}"
+        );
+        let err = Bundle::from_yaml("cluster: {id: a, secret: b}\n", "s.yaml").unwrap_err();
+        assert!(err.to_string().contains("missing field `secrets`"), "{err}");
+
+        let bad_b64 = good.replacen(
+            &format!(
+                "crt: {}",
+                base64::engine::general_purpose::STANDARD.encode(&b.certs.etcd.crt)
+            ),
+            "crt: '***'",
+            1,
+        );
+        let err = Bundle::from_yaml(&bad_b64, "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("certs.etcd.crt") && err.contains("base64"),
+            "{err}"
+        );
+
+        let mut swapped = b.clone();
+        swapped.certs.k8s.key = b.certs.etcd.key.clone();
+        let text = serde_yaml::to_string(&swapped).unwrap();
+        let err = Bundle::from_yaml(&text, "s.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "s.yaml: certs.k8s");
+        assert!(matches!(
+            err,
+            BundleError::Pki {
+                source: PkiError::KeyMismatch,
+                ..
+            }
+        ));
     }
 }

@@ -207,7 +207,7 @@ impl PrivateKey {
                 let point = p256::EncodedPoint::from(k.public_key());
                 Ok(der::sequence(&[
                     &der::small_integer(1),
-                    &der::octet_string(k.to_bytes().as_slice()),
+                    &der::octet_string(&k.to_bytes()),
                     &der::explicit(0, &der::oid(OID_P256)),
                     &der::explicit(1, &der::bit_string(point.as_bytes())),
                 ]))
