@@ -15,6 +15,7 @@ mod contract;
 mod csr;
 mod der;
 pub mod fsutil;
+mod import;
 mod key;
 pub mod random;
 
