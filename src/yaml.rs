@@ -821,7 +821,11 @@ impl Emitter {
                     self.block_mapping(map, in_seq_item);
                 }
             }
-            Value::Tagged(t) => self.node(&t.value, ctx, in_seq_item),
+            Value::Tagged(t) => match (&t.value, t.tag == crate::config::types::PLAIN_TAG) {
+                // A value the typed model wants written verbatim (e.g. a file mode `0o644`).
+                (Value::String(s), true) => self.scalar(s, Style::Plain, ctx, in_seq_item),
+                _ => self.node(&t.value, ctx, in_seq_item),
+            },
         }
     }
 
