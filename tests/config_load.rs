@@ -182,3 +182,29 @@ fn typed_values_encode_like_talos() {
     let z = out.find("z.example/label").expect("label z");
     assert!(a < z);
 }
+
+#[test]
+fn truncated_and_mutated_inputs_never_panic() {
+    // A cheap stand-in for the fuzz target: every prefix and a set of byte mutations of a real
+    // config either load or fail with an error.
+    let bytes = fixture("v1alpha1-everything.yaml");
+    for end in (0..bytes.len()).step_by(7) {
+        let _ = Config::from_yaml(&bytes[..end], "prefix");
+    }
+    for (i, b) in [
+        b':', b'-', b'\n', b' ', b'[', b'{', b'"', b'!', b'&', b'*', 0xff,
+    ]
+    .iter()
+    .cycle()
+    .take(600)
+    .enumerate()
+    {
+        let mut m = bytes.clone();
+        let pos = (i * 131) % m.len();
+        m[pos] = *b;
+        if let Ok(cfg) = Config::from_yaml(&m, "mutated") {
+            let _ = cfg.validate(Mode::Metal, true);
+            let _ = cfg.to_yaml();
+        }
+    }
+}
