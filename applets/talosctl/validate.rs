@@ -1,5 +1,9 @@
 //! `talosctl validate`: validate a machine config file for a platform mode.
 
+use anyhow::Context;
+
+use talos::config::{Config, Mode};
+
 /// Flags of `validate`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -15,6 +19,25 @@ pub struct ValidateArgs {
 }
 
 /// Runs `validate`.
-pub fn run(_args: ValidateArgs, _global: &super::Global) -> anyhow::Result<()> {
-    anyhow::bail!("validate is not built yet")
+pub fn run(args: ValidateArgs, _global: &super::Global) -> anyhow::Result<()> {
+    let mode = Mode::parse(&args.mode).with_context(|| {
+        format!(
+            "unknown mode {:?} (expected one of: metal, cloud, container)",
+            args.mode
+        )
+    })?;
+    let name = args.config.display().to_string();
+    let bytes = std::fs::read(&args.config).with_context(|| format!("failed to read {name}"))?;
+    let config = Config::from_yaml(&bytes, &name)?;
+    match config.validate(mode, args.strict) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("WARNING: {w}");
+            }
+            println!("{name} is valid for {mode} mode");
+            Ok(())
+        }
+        Err(errors) => Err(anyhow::anyhow!("{errors}"))
+            .with_context(|| format!("{name} is not valid for {mode} mode")),
+    }
 }
