@@ -6,6 +6,7 @@
 //! document, key path and what was expected), writes it back in Talos's layout, and validates it.
 
 pub mod docs;
+pub mod generate;
 pub mod documents;
 pub mod patch;
 pub mod types;

@@ -21,6 +21,7 @@ pub mod random;
 
 pub use bundle::{
     Bundle, BundleError, CertAndKey, Certs, ClusterInfo, KeyOnly, Secrets, TrustdInfo,
+    DEFAULT_ADMIN_ROLE,
 };
 pub use cert::{
     CertParams, Certificate, CertificateAuthority, ExtKeyUsage, KeyUsage, CA_VALIDITY,
