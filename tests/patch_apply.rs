@@ -264,3 +264,37 @@ fn mixed_sequence_matches_talos() {
     let expected = patch::parse_documents(&read("mixed-expected.yaml")).unwrap();
     assert_eq!(normalized(out), normalized(expected));
 }
+
+/// Through the CLI and the typed model: Talos's multi-document case gives Talos's exact bytes.
+#[test]
+fn cli_multidoc_output_is_talos_bytes() {
+    let shared = std::env::var_os("TALOS_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .join("conformance/talos-v1.7.0/configs");
+    if !shared.join("multidoc-expected.yaml").exists() {
+        eprintln!("SKIPPED: cli_multidoc_output_is_talos_bytes: conformance data not found (set TALOS_SHARED)");
+        return;
+    }
+    let f = |n: &str| shared.join(n).display().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.yaml");
+    let p1 = format!("@{}", f("multidoc-strategic1.yaml"));
+    let p2 = format!("@{}", f("multidoc-strategic2.yaml"));
+    let o = talosctl(&[
+        "mc",
+        "patch",
+        &f("multidoc-config.yaml"),
+        "-p",
+        &p1,
+        "-p",
+        &p2,
+        "-o",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("output"),
+        std::fs::read_to_string(shared.join("multidoc-expected.yaml")).expect("expected")
+    );
+}

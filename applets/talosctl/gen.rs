@@ -40,7 +40,7 @@ pub enum GenCmd {
     /// Generates a self-signed X.509 certificate authority
     Ca(CaArgs),
     /// Generates a set of configuration files for Talos cluster.
-    Config(gen_config::GenConfigArgs),
+    Config(Box<gen_config::GenConfigArgs>),
     /// Generates an X.509 Ed25519 certificate
     Crt(CrtArgs),
     /// Generates a CSR using an Ed25519 private key
@@ -153,7 +153,7 @@ pub struct SecretsArgs {
 pub fn run(cmd: GenCmd, global: &super::Global) -> anyhow::Result<()> {
     match cmd {
         GenCmd::Ca(a) => gen_ca(&a),
-        GenCmd::Config(args) => gen_config::run(args, global),
+        GenCmd::Config(args) => gen_config::run(*args, global),
         GenCmd::Crt(a) => gen_crt(&a),
         GenCmd::Csr(a) => gen_csr(&a),
         GenCmd::Key(a) => gen_key(&a),

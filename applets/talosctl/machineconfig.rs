@@ -12,7 +12,7 @@ use super::gen_config;
 #[derive(Debug, Subcommand)]
 pub enum MachineConfigCmd {
     /// Generates a set of configuration files for Talos cluster (same as `gen config`).
-    Gen(gen_config::GenConfigArgs),
+    Gen(Box<gen_config::GenConfigArgs>),
     /// Patch a machine config.
     Patch(PatchArgs),
 }
@@ -39,7 +39,7 @@ pub struct PatchArgs {
 /// Runs a `machineconfig` subcommand.
 pub fn run(cmd: MachineConfigCmd, global: &super::Global) -> anyhow::Result<()> {
     match cmd {
-        MachineConfigCmd::Gen(args) => gen_config::run(args, global),
+        MachineConfigCmd::Gen(args) => gen_config::run(*args, global),
         MachineConfigCmd::Patch(args) => patch(args),
     }
 }
@@ -50,8 +50,20 @@ fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let config = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read machine config {}", args.file.display()))?;
     let patches = patch::load_patches(&args.patches)?;
-    let patched = patch::apply_to_text(&config, &patches)
-        .with_context(|| format!("cannot patch {}", args.file.display()))?;
+    let source = args.file.display().to_string();
+    let patched = if patches.is_empty() {
+        config
+    } else {
+        // Apply on the document tree, then load the result strictly through the typed model so
+        // a patch that produces an invalid config is refused, and write it in Talos's layout.
+        let docs =
+            patch::parse_documents(&config).with_context(|| format!("cannot parse {source}"))?;
+        let docs =
+            patch::apply(docs, &patches).with_context(|| format!("cannot patch {source}"))?;
+        talos::config::Config::from_values(docs, &source)
+            .with_context(|| format!("the patched config {source} is invalid"))?
+            .to_yaml()?
+    };
 
     match args.output {
         None => {

@@ -5,9 +5,10 @@
 //! `kind`. [`Config`] loads such a stream strictly (unknown keys are errors naming the file,
 //! document, key path and what was expected), writes it back in Talos's layout, and validates it.
 
+pub mod comments;
 pub mod docs;
-pub mod generate;
 pub mod documents;
+pub mod generate;
 pub mod patch;
 pub mod types;
 pub mod v1alpha1;
