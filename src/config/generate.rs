@@ -13,8 +13,8 @@ use super::v1alpha1::{
     ApiServerConfig, ClusterConfig, ClusterDiscoveryConfig, ClusterNetworkConfig,
     ControlPlaneConfig, ControllerManagerConfig, EtcdConfig, FeaturesConfig, HostDns,
     InstallConfig, KubePrism, KubeletConfig, MachineConfig, NetworkConfig, NetworkKubeSpan,
-    PemEncodedCertificateAndKey, PemEncodedKey, ProxyConfig, RegistryMirrorConfig,
-    SchedulerConfig, V1Alpha1Config,
+    PemEncodedCertificateAndKey, PemEncodedKey, ProxyConfig, RegistryMirrorConfig, SchedulerConfig,
+    V1Alpha1Config,
 };
 use super::{AdmissionPluginConfig, Config, ConfigError, Document};
 use crate::client::talosconfig::{Context, TalosConfig};
@@ -117,7 +117,9 @@ impl GenerateOptions {
     }
 
     /// Parses `--registry-mirror host=url` values.
-    pub fn parse_registry_mirrors(specs: &[String]) -> Result<Vec<(String, String)>, GenerateError> {
+    pub fn parse_registry_mirrors(
+        specs: &[String],
+    ) -> Result<Vec<(String, String)>, GenerateError> {
         specs
             .iter()
             .map(|s| match s.split_once('=') {
@@ -483,56 +485,55 @@ impl<'a> Generator<'a> {
             api_server.disable_pod_security_policy = Some(true);
         }
 
-        let mut cluster = ClusterConfig {
-            id: s.cluster.id.clone(),
-            secret: s.cluster.secret.clone(),
-            control_plane: Some(ControlPlaneConfig {
-                endpoint: Some(self.opts.endpoint.clone()),
-                ..ControlPlaneConfig::default()
-            }),
-            cluster_name: self.opts.cluster_name.clone(),
-            network: Some(self.cluster_network()),
-            token: s.secrets.bootstraptoken.clone(),
-            ca: Some(PemEncodedCertificateAndKey {
-                crt: b64(&s.certs.k8s.crt),
-                key: b64(&s.certs.k8s.key),
-            }),
-            aggregator_ca: s
-                .certs
-                .k8saggregator
-                .as_ref()
-                .map(|a| PemEncodedCertificateAndKey {
-                    crt: b64(&a.crt),
-                    key: b64(&a.key),
+        let mut cluster =
+            ClusterConfig {
+                id: s.cluster.id.clone(),
+                secret: s.cluster.secret.clone(),
+                control_plane: Some(ControlPlaneConfig {
+                    endpoint: Some(self.opts.endpoint.clone()),
+                    ..ControlPlaneConfig::default()
                 }),
-            service_account: s
-                .certs
-                .k8sserviceaccount
-                .as_ref()
-                .map(|k| PemEncodedKey { key: b64(&k.key) }),
-            api_server: Some(api_server),
-            controller_manager: Some(ControllerManagerConfig {
-                image: image(CONTROLLER_MANAGER_IMAGE, kv),
-                ..ControllerManagerConfig::default()
-            }),
-            proxy: Some(ProxyConfig {
-                image: image(PROXY_IMAGE, kv),
-                ..ProxyConfig::default()
-            }),
-            scheduler: Some(SchedulerConfig {
-                image: image(SCHEDULER_IMAGE, kv),
-                ..SchedulerConfig::default()
-            }),
-            discovery: Some(self.discovery()),
-            etcd: Some(EtcdConfig {
+                cluster_name: self.opts.cluster_name.clone(),
+                network: Some(self.cluster_network()),
+                token: s.secrets.bootstraptoken.clone(),
                 ca: Some(PemEncodedCertificateAndKey {
-                    crt: b64(&s.certs.etcd.crt),
-                    key: b64(&s.certs.etcd.key),
+                    crt: b64(&s.certs.k8s.crt),
+                    key: b64(&s.certs.k8s.key),
                 }),
-                ..EtcdConfig::default()
-            }),
-            ..ClusterConfig::default()
-        };
+                aggregator_ca: s.certs.k8saggregator.as_ref().map(|a| {
+                    PemEncodedCertificateAndKey {
+                        crt: b64(&a.crt),
+                        key: b64(&a.key),
+                    }
+                }),
+                service_account: s
+                    .certs
+                    .k8sserviceaccount
+                    .as_ref()
+                    .map(|k| PemEncodedKey { key: b64(&k.key) }),
+                api_server: Some(api_server),
+                controller_manager: Some(ControllerManagerConfig {
+                    image: image(CONTROLLER_MANAGER_IMAGE, kv),
+                    ..ControllerManagerConfig::default()
+                }),
+                proxy: Some(ProxyConfig {
+                    image: image(PROXY_IMAGE, kv),
+                    ..ProxyConfig::default()
+                }),
+                scheduler: Some(SchedulerConfig {
+                    image: image(SCHEDULER_IMAGE, kv),
+                    ..SchedulerConfig::default()
+                }),
+                discovery: Some(self.discovery()),
+                etcd: Some(EtcdConfig {
+                    ca: Some(PemEncodedCertificateAndKey {
+                        crt: b64(&s.certs.etcd.crt),
+                        key: b64(&s.certs.etcd.key),
+                    }),
+                    ..EtcdConfig::default()
+                }),
+                ..ClusterConfig::default()
+            };
         if c.greater(VersionContract::V1_2) {
             cluster.secretbox_encryption_secret = s
                 .secrets
@@ -540,11 +541,8 @@ impl<'a> Generator<'a> {
                 .clone()
                 .unwrap_or_default();
         } else {
-            cluster.aescbc_encryption_secret = s
-                .secrets
-                .aescbcencryptionsecret
-                .clone()
-                .unwrap_or_default();
+            cluster.aescbc_encryption_secret =
+                s.secrets.aescbcencryptionsecret.clone().unwrap_or_default();
         }
         cluster
     }
@@ -634,9 +632,13 @@ mod tests {
 
     #[test]
     fn registry_mirror_specs() {
-        let ok = GenerateOptions::parse_registry_mirrors(&["docker.io=http://10.5.0.1:5000".into()])
-            .unwrap();
-        assert_eq!(ok, vec![("docker.io".into(), "http://10.5.0.1:5000".into())]);
+        let ok =
+            GenerateOptions::parse_registry_mirrors(&["docker.io=http://10.5.0.1:5000".into()])
+                .unwrap();
+        assert_eq!(
+            ok,
+            vec![("docker.io".into(), "http://10.5.0.1:5000".into())]
+        );
         assert!(GenerateOptions::parse_registry_mirrors(&["nope".into()]).is_err());
     }
 }

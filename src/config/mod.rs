@@ -6,8 +6,8 @@
 //! document, key path and what was expected), writes it back in Talos's layout, and validates it.
 
 pub mod docs;
-pub mod generate;
 pub mod documents;
+pub mod generate;
 pub mod patch;
 pub mod types;
 pub mod v1alpha1;
