@@ -2,11 +2,13 @@
 //!
 //! No `main()` and no global state live here. Each module owns one concept:
 //! machine config (`config`), PKI and the secrets bundle (`secrets`), the
-//! client side of the API (`client`), and thin syscall wrappers (`sys`).
+//! client side of the API (`client`), atomic file output (`fsutil`), and thin
+//! syscall wrappers (`sys`).
 
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod fsutil;
 pub mod secrets;
 pub mod sys;
 pub mod version;

@@ -11,9 +11,7 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The stability bundle from Talos 1.7, read in place (never copied into the repo).
-const CONFORMANCE_BUNDLE: &str =
-    "/work/shared/conformance/talos-v1.7.0/configs/stability-secrets.yaml";
+mod common;
 
 /// Whether `talos::yaml` already emits Talos's layout (4-space indentation); until the config
 /// branch lands it is a placeholder, and text comparisons ignore indentation width.
@@ -63,14 +61,16 @@ fn fixture_bundle_round_trips_exactly() {
 
 #[test]
 fn talos_stability_bundle_round_trips_exactly() {
-    let path = Path::new(CONFORMANCE_BUNDLE);
-    if !path.exists() {
-        eprintln!("skipping: {CONFORMANCE_BUNDLE} not present");
+    // The stability bundle from Talos 1.7, read in place (never copied into the repo).
+    let Some([path]) = common::conformance_files(
+        "talos_stability_bundle_round_trips_exactly",
+        ["stability-secrets.yaml"],
+    ) else {
         return;
-    }
-    check_round_trip(path);
+    };
+    check_round_trip(&path);
     // Keys and certificates written by Go re-encode to the same bytes here.
-    let b = Bundle::load(path).unwrap();
+    let b = Bundle::load(&path).unwrap();
     let pairs = [
         &b.certs.etcd,
         &b.certs.k8s,

@@ -7,6 +7,9 @@ use std::process::Command;
 use serde_yaml::Value;
 use talos::config::patch::{self, PatchError};
 
+mod common;
+
+/// Our own fixtures under `testdata/patch`.
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/patch")
@@ -18,7 +21,42 @@ fn read(name: &str) -> String {
 }
 
 fn at(name: &str) -> String {
-    format!("@{}", testdata(name).display())
+    at_path(&testdata(name))
+}
+
+/// A `--patch` argument reading the file at `path`.
+fn at_path(path: &Path) -> String {
+    format!("@{}", path.display())
+}
+
+/// Talos's multi-document patch case, read in place from the conformance data.
+struct Multidoc {
+    config: PathBuf,
+    strategic1: PathBuf,
+    strategic2: PathBuf,
+    jsonpatch: PathBuf,
+    expected: PathBuf,
+}
+
+/// The multidoc conformance files, or `None` (after the skip notice for `test`).
+fn multidoc(test: &str) -> Option<Multidoc> {
+    let [config, strategic1, strategic2, jsonpatch, expected] = common::conformance_files(
+        test,
+        [
+            "multidoc-config.yaml",
+            "multidoc-strategic1.yaml",
+            "multidoc-strategic2.yaml",
+            "multidoc-jsonpatch.yaml",
+            "multidoc-expected.yaml",
+        ],
+    )?;
+    Some(Multidoc {
+        config,
+        strategic1,
+        strategic2,
+        jsonpatch,
+        expected,
+    })
 }
 
 /// Drops the zero-valued keys only Talos's typed encoder writes (`type: ""`, `certSANs: []`,
@@ -53,25 +91,23 @@ fn talosctl(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn multidoc_strategic_matches_talos() {
-    let patches = patch::load_patches(&[
-        at("multidoc-strategic1.yaml"),
-        at("multidoc-strategic2.yaml"),
-    ])
-    .unwrap();
-    let docs = patch::parse_documents(&read("multidoc-config.yaml")).unwrap();
+    let Some(m) = multidoc("multidoc_strategic_matches_talos") else {
+        return;
+    };
+    let patches = patch::load_patches(&[at_path(&m.strategic1), at_path(&m.strategic2)]).unwrap();
+    let docs = patch::parse_documents(&common::read_to_string(&m.config)).unwrap();
     let out = patch::apply(docs, &patches).unwrap();
-    let expected = patch::parse_documents(&read("multidoc-expected.yaml")).unwrap();
+    let expected = patch::parse_documents(&common::read_to_string(&m.expected)).unwrap();
     assert_eq!(normalized(out), normalized(expected));
 }
 
 #[test]
 fn multidoc_json6902_is_refused() {
-    let patches = patch::load_patches(&[
-        at("multidoc-jsonpatch.yaml"),
-        at("multidoc-strategic1.yaml"),
-    ])
-    .unwrap();
-    let docs = patch::parse_documents(&read("multidoc-config.yaml")).unwrap();
+    let Some(m) = multidoc("multidoc_json6902_is_refused") else {
+        return;
+    };
+    let patches = patch::load_patches(&[at_path(&m.jsonpatch), at_path(&m.strategic1)]).unwrap();
+    let docs = patch::parse_documents(&common::read_to_string(&m.config)).unwrap();
     let err = patch::apply(docs, &patches).unwrap_err();
     assert!(matches!(err, PatchError::Json6902MultiDoc));
     assert_eq!(
@@ -82,24 +118,27 @@ fn multidoc_json6902_is_refused() {
 
 #[test]
 fn cli_patch_to_file_and_stdout() {
+    let Some(m) = multidoc("cli_patch_to_file_and_stdout") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("sub/out.yaml");
-    let cfg = testdata("multidoc-config.yaml");
+    let cfg = &m.config;
     let o = talosctl(&[
         "machineconfig",
         "patch",
         cfg.to_str().unwrap(),
         "-p",
-        &at("multidoc-strategic1.yaml"),
+        &at_path(&m.strategic1),
         "--patch",
-        &at("multidoc-strategic2.yaml"),
+        &at_path(&m.strategic2),
         "-o",
         out_path.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.stdout.is_empty());
     let got = patch::parse_documents(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
-    let expected = patch::parse_documents(&read("multidoc-expected.yaml")).unwrap();
+    let expected = patch::parse_documents(&common::read_to_string(&m.expected)).unwrap();
     assert_eq!(normalized(got), normalized(expected.clone()));
 
     // The `mc` alias, output on stdout.
@@ -108,9 +147,9 @@ fn cli_patch_to_file_and_stdout() {
         "patch",
         cfg.to_str().unwrap(),
         "-p",
-        &at("multidoc-strategic1.yaml"),
+        &at_path(&m.strategic1),
         "-p",
-        &read("multidoc-strategic2.yaml"),
+        &common::read_to_string(&m.strategic2),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = patch::parse_documents(&String::from_utf8(o.stdout).unwrap()).unwrap();
@@ -119,13 +158,19 @@ fn cli_patch_to_file_and_stdout() {
 
 #[test]
 fn cli_stability_patch_appends_extra_mount() {
+    let Some([mount_patch]) = common::conformance_files(
+        "cli_stability_patch_appends_extra_mount",
+        ["stability-patch.yaml"],
+    ) else {
+        return;
+    };
     let cfg = testdata("base-worker.yaml");
     let o = talosctl(&[
         "mc",
         "patch",
         cfg.to_str().unwrap(),
         "-p",
-        &at("kubelet-mount-patch.yaml"),
+        &at_path(&mount_patch),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = patch::parse_documents(&String::from_utf8(o.stdout).unwrap()).unwrap();
@@ -166,7 +211,20 @@ fn cli_json_patch_inline() {
 fn cli_errors_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.yaml");
-    let cfg = testdata("multidoc-config.yaml");
+    // Our own two-document config and JSON patch (this test needs no conformance data).
+    let cfg = dir.path().join("multidoc.yaml");
+    std::fs::write(
+        &cfg,
+        "version: v1alpha1\nmachine:\n  network:\n    interfaces:\n      - interface: eth0\n        \
+         dhcp: true\n---\napiVersion: v1alpha1\nkind: SideroLinkConfig\napiUrl: https://example.test/join\n",
+    )
+    .unwrap();
+    let json_patch = dir.path().join("jsonpatch.yaml");
+    std::fs::write(
+        &json_patch,
+        "- op: add\n  path: /machine/network/interfaces/0/mtu\n  value: 1400\n",
+    )
+    .unwrap();
     let missing = dir.path().join("nope.yaml");
 
     // Unreadable @file: the error names the file.
@@ -208,7 +266,7 @@ fn cli_errors_write_nothing() {
         "patch",
         cfg.to_str().unwrap(),
         "-p",
-        &at("multidoc-jsonpatch.yaml"),
+        &at_path(&json_patch),
         "-o",
         out_path.to_str().unwrap(),
     ]);

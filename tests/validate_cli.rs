@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/config")
@@ -24,12 +26,27 @@ fn validate(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The path of conformance file `name` as a string, or `None` (after the skip notice for `test`).
+fn conformance(test: &str, name: &str) -> Option<String> {
+    let [path] = common::conformance_files(test, [name])?;
+    Some(path.display().to_string())
+}
+
 #[test]
 fn valid_config_prints_like_talos() {
-    let f = fixture("stability-v1.7-base-controlplane.yaml");
+    let Some(f) = conformance(
+        "valid_config_prints_like_talos",
+        "stability-v1.7-base-controlplane.yaml",
+    ) else {
+        return;
+    };
     let (ok, stdout, _) = validate(&["--config", &f, "--mode", "cloud"]);
     assert!(ok);
     assert_eq!(stdout, format!("{f} is valid for cloud mode\n"));
+}
+
+#[test]
+fn own_config_is_valid_for_metal_strict() {
     let (ok, stdout, _) = validate(&[
         "-c",
         &fixture("v1alpha1-everything.yaml"),
@@ -42,7 +59,12 @@ fn valid_config_prints_like_talos() {
 
 #[test]
 fn invalid_for_mode_exits_non_zero_with_key_path() {
-    let f = fixture("stability-v1.7-base-worker.yaml");
+    let Some(f) = conformance(
+        "invalid_for_mode_exits_non_zero_with_key_path",
+        "stability-v1.7-base-worker.yaml",
+    ) else {
+        return;
+    };
     let (ok, stdout, stderr) = validate(&["--config", &f, "--mode", "metal"]);
     assert!(!ok);
     assert!(stdout.is_empty());
@@ -58,8 +80,14 @@ fn invalid_for_mode_exits_non_zero_with_key_path() {
 
 #[test]
 fn strict_turns_warnings_into_errors() {
+    let Some(f) = conformance(
+        "strict_turns_warnings_into_errors",
+        "stability-v1.7-base-worker.yaml",
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(fixture("stability-v1.7-base-worker.yaml")).expect("read");
+    let text = std::fs::read_to_string(&f).expect("read");
     let path = dir.path().join("join.yaml");
     std::fs::write(&path, text.replace("type: worker", "type: join")).expect("write");
     let p = path.display().to_string();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use talos::secrets::fsutil;
+use talos::fsutil::{self, WriteOptions};
 use talos::secrets::{
     Bundle, CertParams, Certificate, CertificateAuthority, CertificateRequest, ExtKeyUsage,
     KeyAlgorithm, KeyUsage, PrivateKey, VersionContract,
@@ -182,7 +182,7 @@ fn write_all(outputs: &[(PathBuf, Vec<u8>)], force: bool) -> anyhow::Result<()> 
     let paths: Vec<&Path> = outputs.iter().map(|(p, _)| p.as_path()).collect();
     fsutil::check_writable(&paths, force)?;
     for (path, data) in outputs {
-        fsutil::write_atomic(path, data, force)?;
+        fsutil::write_atomic(path, data, WriteOptions::PRIVATE.overwrite(force))?;
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use talos::fsutil::{self, WriteOptions};
+
 use super::gen_config;
 
 /// `talosctl machineconfig` subcommands.
@@ -71,7 +73,9 @@ fn patch(args: PatchArgs) -> anyhow::Result<()> {
             writeln!(out, "{patched}").context("cannot write to stdout")?;
         }
         Some(path) => {
-            talos::client::atomic::write_atomic(&path, patched.as_bytes(), 0o644)?;
+            // Like Talos, `-o` replaces an existing file (there is no --force here).
+            let opts = WriteOptions::mode(0o644).overwrite(true);
+            fsutil::write_atomic(&path, patched.as_bytes(), opts)?;
         }
     }
     Ok(())

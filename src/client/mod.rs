@@ -1,4 +1,3 @@
 //! Client side of the Talos API: talosconfig, channels, node fan-out.
 
-pub mod atomic;
 pub mod talosconfig;

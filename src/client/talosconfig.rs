@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::atomic::{write_atomic, AtomicWriteError};
+use crate::fsutil::{write_atomic, WriteError, WriteOptions};
 
 /// Environment variable naming the talosconfig file.
 pub const TALOSCONFIG_ENV: &str = "TALOSCONFIG";
@@ -49,7 +49,7 @@ pub enum TalosConfigError {
     Encode(#[source] crate::yaml::YamlError),
     /// The file could not be written.
     #[error("cannot save talosconfig")]
-    Write(#[source] AtomicWriteError),
+    Write(#[source] WriteError),
     /// `$HOME` is not set, so the default location is unknown.
     #[error("cannot find the talosconfig: $HOME is not defined")]
     NoHome,
@@ -311,7 +311,8 @@ impl TalosConfig {
     /// Writes the config to `path` atomically (mode 0600, parent directories created 0700).
     pub fn save(&self, path: &Path) -> Result<(), TalosConfigError> {
         let text = self.to_yaml()?;
-        write_atomic(path, text.as_bytes(), 0o600).map_err(TalosConfigError::Write)
+        write_atomic(path, text.as_bytes(), WriteOptions::PRIVATE.overwrite(true))
+            .map_err(TalosConfigError::Write)
     }
 
     /// Saves to where the config was opened from, refusing read-only locations.

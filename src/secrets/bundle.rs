@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use super::cert::{CertParams, CertificateAuthority, ExtKeyUsage, KeyUsage, CA_VALIDITY};
 use super::contract::VersionContract;
-use super::fsutil::{self, WriteError};
 use super::key::{KeyAlgorithm, PrivateKey};
 use super::{random, Certificate, PkiError};
+use crate::fsutil::{self, WriteError, WriteOptions};
 
 /// Size in bytes of the cluster id and cluster secret.
 const CLUSTER_ID_SIZE: usize = 32;
@@ -369,7 +369,11 @@ impl Bundle {
     /// Writes the bundle atomically with mode 0600; an existing file is an error unless `overwrite`.
     pub fn save(&self, path: &Path, overwrite: bool) -> Result<(), BundleError> {
         let text = self.to_yaml()?;
-        fsutil::write_atomic(path, text.as_bytes(), overwrite)?;
+        fsutil::write_atomic(
+            path,
+            text.as_bytes(),
+            WriteOptions::PRIVATE.overwrite(overwrite),
+        )?;
         Ok(())
     }
 

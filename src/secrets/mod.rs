@@ -14,7 +14,6 @@ mod cert;
 mod contract;
 mod csr;
 mod der;
-pub mod fsutil;
 mod import;
 mod key;
 pub mod random;
