@@ -1,11 +1,13 @@
 //! `talosctl gen config`: Talos's stability output, flags, patches, comments, and bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde::Deserialize;
 use serde_yaml::Value;
 use talos::config::{Config, Mode};
+
+mod common;
 
 /// Our own secrets bundle fixture (no key generation in these tests).
 const SECRETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/secrets/bundle.yaml");
@@ -50,25 +52,18 @@ fn parse_all(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The Talos conformance data beside the repository (`../shared`), or `$TALOS_SHARED`.
-fn conformance_file(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("TALOS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let p = root.join("conformance/talos-v1.7.0/configs").join(name);
-    p.exists().then_some(p)
-}
-
 /// Talos's stability test: its secrets, cluster `base`, endpoint `https://base:6443`,
 /// Kubernetes 1.28.0, contract v1.7, no install options, comments off → byte-identical output.
 #[test]
 fn stability_output_is_byte_identical_to_talos() {
-    let (Some(secrets), Some(cp), Some(worker)) = (
-        conformance_file("stability-secrets.yaml"),
-        conformance_file("stability-v1.7-base-controlplane.yaml"),
-        conformance_file("stability-v1.7-base-worker.yaml"),
+    let Some([secrets, cp, worker]) = common::conformance_files(
+        "stability_output_is_byte_identical_to_talos",
+        [
+            "stability-secrets.yaml",
+            "stability-v1.7-base-controlplane.yaml",
+            "stability-v1.7-base-worker.yaml",
+        ],
     ) else {
-        eprintln!("SKIPPED: stability_output_is_byte_identical_to_talos: conformance data not found (set TALOS_SHARED)");
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

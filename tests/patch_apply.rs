@@ -326,12 +326,9 @@ fn mixed_sequence_matches_talos() {
 /// Through the CLI and the typed model: Talos's multi-document case gives Talos's exact bytes.
 #[test]
 fn cli_multidoc_output_is_talos_bytes() {
-    let shared = std::env::var_os("TALOS_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-        .join("conformance/talos-v1.7.0/configs");
+    let shared = common::conformance_dir();
     if !shared.join("multidoc-expected.yaml").exists() {
-        eprintln!("SKIPPED: cli_multidoc_output_is_talos_bytes: conformance data not found (set TALOS_SHARED)");
+        common::skip("cli_multidoc_output_is_talos_bytes");
         return;
     }
     let f = |n: &str| shared.join(n).display().to_string();

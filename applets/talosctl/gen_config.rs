@@ -14,6 +14,7 @@ use talos::config::generate::{
 };
 use talos::config::patch::{self, Patch};
 use talos::config::Config;
+use talos::fsutil::{check_writable, write_atomic, WriteOptions};
 use talos::secrets::{Bundle, VersionContract};
 
 const OUTPUT_TYPES: [&str; 3] = ["controlplane", "worker", "talosconfig"];
@@ -173,23 +174,16 @@ pub fn run(args: GenConfigArgs, _global: &super::Global) -> anyhow::Result<()> {
     let paths = output_paths(&args, &types)?;
 
     // Refuse before doing any work if an output exists: nothing is written then.
-    if !args.force {
-        let mut existing = Vec::new();
-        for (kind, path) in [
-            ("controlplane", &paths.controlplane),
-            ("worker", &paths.worker),
-            ("talosconfig", &paths.talosconfig),
-        ] {
-            if types.contains(kind) && path != STDOUT && Path::new(path).exists() {
-                existing.push(format!(
-                    "file {path:?} already exists, use --force to overwrite"
-                ));
-            }
-        }
-        if !existing.is_empty() {
-            bail!("{}", existing.join("\n"));
-        }
-    }
+    let targets: Vec<&Path> = [
+        ("controlplane", &paths.controlplane),
+        ("worker", &paths.worker),
+        ("talosconfig", &paths.talosconfig),
+    ]
+    .into_iter()
+    .filter(|(kind, path)| types.contains(kind) && path.as_str() != STDOUT)
+    .map(|(_, path)| Path::new(path.as_str()))
+    .collect();
+    check_writable(&targets, args.force)?;
 
     let mut opts = GenerateOptions::new(&args.cluster_name, &args.endpoint);
     opts.kubernetes_version = args.kubernetes_version.trim_start_matches('v').to_string();
@@ -257,12 +251,12 @@ pub fn run(args: GenConfigArgs, _global: &super::Global) -> anyhow::Result<()> {
                 .context("cannot write to stdout")?;
             continue;
         }
-        let path_ref = Path::new(&path);
-        if let Some(parent) = path_ref.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create output dir {}", parent.display()))?;
-        }
-        talos::secrets::fsutil::write_atomic(path_ref, &data, args.force)?;
+        // The outputs carry private keys and tokens: readable by the owner only.
+        write_atomic(
+            Path::new(&path),
+            &data,
+            WriteOptions::PRIVATE.overwrite(args.force),
+        )?;
         eprintln!("Created {path}");
     }
     Ok(())
