@@ -7,6 +7,8 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod events;
+pub mod logbuf;
 pub mod secrets;
 pub mod sys;
 pub mod version;
