@@ -376,7 +376,9 @@ mod tests {
     }
 
     fn drain(sub: &mut Subscription) -> Vec<Vec<u8>> {
-        std::iter::from_fn(|| sub.try_next()).map(|e| e.payload).collect()
+        std::iter::from_fn(|| sub.try_next())
+            .map(|e| e.payload)
+            .collect()
     }
 
     #[test]
@@ -401,7 +403,10 @@ mod tests {
         assert_eq!("9m4e2mr0ui3e8a215n4g".parse::<EventId>(), Ok(known));
         assert!("short".parse::<EventId>().is_err());
         assert!("9m4e2mr0ui3e8a215n4z".parse::<EventId>().is_err());
-        assert!("9m4e2mr0ui3e8a215n4h".parse::<EventId>().is_err(), "padding bits set");
+        assert!(
+            "9m4e2mr0ui3e8a215n4h".parse::<EventId>().is_err(),
+            "padding bits set"
+        );
     }
 
     #[test]
@@ -466,7 +471,11 @@ mod tests {
             ..Default::default()
         });
         let got = drain(&mut all);
-        assert_eq!(got.first(), Some(&vec![13]), "only capacity - gap = 7 events");
+        assert_eq!(
+            got.first(),
+            Some(&vec![13]),
+            "only capacity - gap = 7 events"
+        );
         assert_eq!(got.len(), 7);
 
         let mut slow = b.subscribe(WatchOptions::default());
@@ -491,6 +500,9 @@ mod tests {
             .expect("event");
         assert_eq!(e.payload, [7]);
         assert_eq!(e.actor_id, "me");
-        assert_eq!(runtime_type_url("machine.ServiceStateEvent"), "talos/runtime/machine.ServiceStateEvent");
+        assert_eq!(
+            runtime_type_url("machine.ServiceStateEvent"),
+            "talos/runtime/machine.ServiceStateEvent"
+        );
     }
 }

@@ -403,7 +403,10 @@ mod tests {
             tracing::info!(socket = "/x.sock", "listening");
         });
         let lines = text(&b.tail(None));
-        assert!(lines.contains("INFO listening socket=\"/x.sock\""), "{lines}");
+        assert!(
+            lines.contains("INFO listening socket=\"/x.sock\""),
+            "{lines}"
+        );
         // 2024/04/20 10:11:12.123456
         let stamp = lines.split(' ').next().expect("date");
         assert_eq!(stamp.len(), 10);

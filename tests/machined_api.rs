@@ -110,7 +110,10 @@ async fn collect<T>(mut s: tonic::Streaming<T>) -> Vec<T> {
 }
 
 fn bytes(chunks: Vec<common::Data>) -> Vec<u8> {
-    assert!(chunks.iter().all(|d| d.metadata.is_none()), "no error metadata");
+    assert!(
+        chunks.iter().all(|d| d.metadata.is_none()),
+        "no error metadata"
+    );
     chunks.into_iter().flat_map(|d| d.bytes).collect()
 }
 
@@ -119,7 +122,10 @@ async fn api_only_machined_over_a_unix_socket() {
     let m = Machined::start(&["--platform", "metal"]);
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&m.socket).expect("socket").permissions().mode();
+        let mode = std::fs::metadata(&m.socket)
+            .expect("socket")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let mut c = MachineServiceClient::new(connect(&m.socket).await);
@@ -277,7 +283,10 @@ async fn api_only_machined_over_a_unix_socket() {
     let services = c.service_list(()).await.expect("ServiceList").into_inner();
     let services = &services.messages[0].services;
     assert_eq!(services.len(), 1);
-    assert_eq!((services[0].id.as_str(), services[0].state.as_str()), ("machined", "Running"));
+    assert_eq!(
+        (services[0].id.as_str(), services[0].state.as_str()),
+        ("machined", "Running")
+    );
 
     drop(follow);
     drop(events);
@@ -291,7 +300,10 @@ async fn init_alias_and_usage_errors() {
     let m = Machined::start(&[]);
     let mut c = MachineServiceClient::new(connect(&m.socket).await);
     let v = c.version(()).await.expect("Version").into_inner();
-    assert_eq!(v.messages[0].platform.as_ref().expect("platform").name, "container");
+    assert_eq!(
+        v.messages[0].platform.as_ref().expect("platform").name,
+        "container"
+    );
     m.stop();
 
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))

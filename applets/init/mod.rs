@@ -64,9 +64,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }
     };
     if !cli.api_only {
-        eprintln!(
-            "machined: running as PID 1 is not available in this build yet; use --api-only"
-        );
+        eprintln!("machined: running as PID 1 is not available in this build yet; use --api-only");
         return ExitCode::from(2);
     }
     match run_api_only(cli) {
@@ -162,11 +160,7 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         true,
     );
 
-    let server = tokio::spawn(api::serve(
-        listener,
-        state,
-        api::shutting_down(shutdown_rx),
-    ));
+    let server = tokio::spawn(api::serve(listener, state, api::shutting_down(shutdown_rx)));
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),

@@ -37,9 +37,7 @@ impl Default for ApiOnlyServices {
 
 /// A protobuf timestamp for `t`.
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     prost_types::Timestamp {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),

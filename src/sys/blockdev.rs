@@ -87,7 +87,8 @@ pub fn read_disk(sys: &Path, name: &str) -> Disk {
     } else {
         DiskType::Unknown
     };
-    let devices = std::fs::canonicalize(sys.join("devices")).unwrap_or_else(|_| sys.join("devices"));
+    let devices =
+        std::fs::canonicalize(sys.join("devices")).unwrap_or_else(|_| sys.join("devices"));
     let bus_path = std::fs::canonicalize(dir.join("device"))
         .ok()
         .and_then(|p| {
@@ -174,8 +175,11 @@ mod tests {
         write(&virtio.join("modalias"), "virtio:d00000002v00001AF4\n");
         symlink("../..", vda.join("device")).expect("device link");
         symlink("../../../../bus/virtio", virtio.join("subsystem")).expect("subsystem");
-        symlink("../devices/pci0000:00/0000:00:04.0/virtio1/block/vda", s.join("block/vda"))
-            .expect("block link");
+        symlink(
+            "../devices/pci0000:00/0000:00:04.0/virtio1/block/vda",
+            s.join("block/vda"),
+        )
+        .expect("block link");
 
         let nvme = s.join("devices/pci0000:00/0000:00:05.0/nvme/nvme0");
         let ns = nvme.join("nvme0n1");
@@ -188,8 +192,11 @@ mod tests {
         write(&nvme.join("serial"), "S1234\n");
         symlink("..", ns.join("device")).expect("device link");
         symlink("../../../../../class/nvme", nvme.join("subsystem")).expect("subsystem");
-        symlink("../devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1", s.join("block/nvme0n1"))
-            .expect("block link");
+        symlink(
+            "../devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1",
+            s.join("block/nvme0n1"),
+        )
+        .expect("block link");
 
         write(&s.join("block/loop0/size"), "100\n");
         write(&s.join("block/sdz/size"), "0\n");

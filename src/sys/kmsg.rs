@@ -86,8 +86,8 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    let date = time::OffsetDateTime::from_unix_timestamp(secs)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let date =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let mut s = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         date.year(),
@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn parses_records() {
-        let r = parse_record(b"6,339,5140900,-;NET: Registered protocol family 10\n").expect("parse");
+        let r =
+            parse_record(b"6,339,5140900,-;NET: Registered protocol family 10\n").expect("parse");
         assert_eq!(r.facility, 0);
         assert_eq!(r.priority, 6);
         assert_eq!(r.sequence, 339);

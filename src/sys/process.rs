@@ -56,7 +56,9 @@ pub struct PidStat {
 /// parentheses itself, so fields are counted from the last `)`.
 pub fn parse_pid_stat(text: &str) -> Result<PidStat, SysError> {
     let bad = |what: &str| SysError::parse("pid stat", what.to_string());
-    let close = text.rfind(')').ok_or_else(|| bad("no ')' after the command name"))?;
+    let close = text
+        .rfind(')')
+        .ok_or_else(|| bad("no ')' after the command name"))?;
     let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
     if fields.len() < 22 {
         return Err(bad(&format!(
@@ -217,7 +219,10 @@ mod tests {
     fn reads_this_process_from_real_proc() {
         let me = std::process::id() as i32;
         let procs = read_processes(Path::new("/proc")).expect("read /proc");
-        let p = procs.iter().find(|p| p.pid == me).expect("own process listed");
+        let p = procs
+            .iter()
+            .find(|p| p.pid == me)
+            .expect("own process listed");
         assert!(p.threads >= 1);
         assert!(p.resident_memory > 0);
         assert!(!p.executable.is_empty());

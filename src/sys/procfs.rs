@@ -222,9 +222,12 @@ pub struct Stat {
 }
 
 fn parse_u64(field: &str, what: &str) -> Result<u64, SysError> {
-    field
-        .parse()
-        .map_err(|_| SysError::parse("stat", format!("{what}: expected an integer, got {field:?}")))
+    field.parse().map_err(|_| {
+        SysError::parse(
+            "stat",
+            format!("{what}: expected an integer, got {field:?}"),
+        )
+    })
 }
 
 fn parse_cpu_times(fields: &[&str], what: &str) -> Result<CpuTimes, SysError> {
@@ -290,9 +293,9 @@ pub fn parse_stat(text: &str) -> Result<Stat, SysError> {
                 };
             }
             cpu if cpu.starts_with("cpu") => {
-                let index: usize = cpu[3..].parse().map_err(|_| {
-                    SysError::parse("stat", format!("unexpected CPU line {cpu:?}"))
-                })?;
+                let index: usize = cpu[3..]
+                    .parse()
+                    .map_err(|_| SysError::parse("stat", format!("unexpected CPU line {cpu:?}")))?;
                 if stat.cpu.len() <= index {
                     stat.cpu.resize(index + 1, CpuTimes::default());
                 }

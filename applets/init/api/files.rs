@@ -350,7 +350,11 @@ fn append_entry<W: Write>(
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => 0,
             Err(e) => return Err(e),
         };
-        let body = if n < small.len() { &small[..n] } else { &[][..] };
+        let body = if n < small.len() {
+            &small[..n]
+        } else {
+            &[][..]
+        };
         header.set_size(body.len() as u64);
         return builder.append_data(&mut header, name, body);
     }
@@ -481,7 +485,9 @@ fn usage(
     let mut total = own;
     match std::fs::read_dir(path) {
         Ok(entries) => {
-            let mut names: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+            let mut names: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
             names.sort();
             for name in names {
                 let child = path.join(&name);

@@ -254,7 +254,9 @@ pub fn publish_service_state(
             unknown: false,
             healthy,
             last_message: String::new(),
-            last_change: Some(crate::init::services::timestamp(std::time::SystemTime::now())),
+            last_change: Some(crate::init::services::timestamp(
+                std::time::SystemTime::now(),
+            )),
         }),
     };
     events.publish(

@@ -89,9 +89,11 @@ pub fn router(state: Arc<Machined>) -> tonic::transport::server::Router {
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE),
         )
-        .add_service(storage_pb::storage_service_server::StorageServiceServer::new(
-            storage::StorageApi::new(Arc::clone(&state)),
-        ))
+        .add_service(
+            storage_pb::storage_service_server::StorageServiceServer::new(
+                storage::StorageApi::new(Arc::clone(&state)),
+            ),
+        )
         .add_service(time_pb::time_service_server::TimeServiceServer::new(
             time::TimeApi::new(state),
         ))

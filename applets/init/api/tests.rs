@@ -89,7 +89,10 @@ async fn collect<T>(mut s: tonic::Streaming<T>) -> Vec<T> {
 async fn socket_is_private_and_stale_socket_is_replaced() {
     use std::os::unix::fs::PermissionsExt as _;
     let s = start().await;
-    let mode = std::fs::metadata(&s.socket).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&s.socket)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     // A second bind replaces the (now stale from its point of view) socket.
     drop(bind(&s.socket).expect("rebind"));
@@ -111,10 +114,16 @@ async fn unary_facts() {
     assert!(m.metadata.is_none(), "metadata is apid's job");
     assert_eq!(m.version.as_ref().expect("version").tag, "v1.7.0");
     let platform = m.platform.as_ref().expect("platform");
-    assert_eq!((platform.name.as_str(), platform.mode.as_str()), ("container", "container"));
+    assert_eq!(
+        (platform.name.as_str(), platform.mode.as_str()),
+        ("container", "container")
+    );
 
     let h = c.hostname(()).await.expect("Hostname").into_inner();
-    assert_eq!(h.messages[0].hostname, talos::sys::fs::hostname().expect("uname"));
+    assert_eq!(
+        h.messages[0].hostname,
+        talos::sys::fs::hostname().expect("uname")
+    );
 
     let mem = c.memory(()).await.expect("Memory").into_inner();
     let info = mem.messages[0].meminfo.as_ref().expect("meminfo");
@@ -142,7 +151,11 @@ async fn unary_facts() {
     let mounts = c.mounts(()).await.expect("Mounts").into_inner();
     assert!(mounts.messages[0].stats.iter().any(|m| m.mounted_on == "/"));
 
-    let net = c.network_device_stats(()).await.expect("NetworkDeviceStats").into_inner();
+    let net = c
+        .network_device_stats(())
+        .await
+        .expect("NetworkDeviceStats")
+        .into_inner();
     assert!(net.messages[0].devices.iter().any(|d| d.name == "lo"));
     assert!(net.messages[0].total.is_some());
 
@@ -155,7 +168,11 @@ async fn unary_facts() {
     assert_eq!(list[0].state, "Running");
     assert!(list[0].health.as_ref().expect("health").healthy);
 
-    let containers = c.logs_containers(()).await.expect("LogsContainers").into_inner();
+    let containers = c
+        .logs_containers(())
+        .await
+        .expect("LogsContainers")
+        .into_inner();
     assert_eq!(containers.messages[0].ids, ["machined"]);
 
     let mut storage = StorageServiceClient::new(s.channel.clone());
@@ -170,13 +187,25 @@ async fn unary_facts() {
 async fn unimplemented_rpcs_name_their_method() {
     let s = start().await;
     let mut c = s.machine();
-    let err = c.reboot(pb::RebootRequest::default()).await.expect_err("unimplemented");
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("machine.MachineService/Reboot"), "{}", err.message());
-    let err = c.etcd_remove_member_by_id(pb::EtcdRemoveMemberByIdRequest::default())
+    let err = c
+        .reboot(pb::RebootRequest::default())
         .await
         .expect_err("unimplemented");
-    assert!(err.message().contains("EtcdRemoveMemberByID"), "{}", err.message());
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert!(
+        err.message().contains("machine.MachineService/Reboot"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .etcd_remove_member_by_id(pb::EtcdRemoveMemberByIdRequest::default())
+        .await
+        .expect_err("unimplemented");
+    assert!(
+        err.message().contains("EtcdRemoveMemberByID"),
+        "{}",
+        err.message()
+    );
     let mut time = TimeServiceClient::new(s.channel.clone());
     let err = time
         .time_check(talos::api::time::TimeRequest::default())
@@ -248,7 +277,15 @@ async fn list_walks_like_talos() {
     .await;
     assert_eq!(
         rel_names(&all),
-        [".", "a.txt", "link", "sub", "sub/b.txt", "sub/deeper", "sub/deeper/c.txt"]
+        [
+            ".",
+            "a.txt",
+            "link",
+            "sub",
+            "sub/b.txt",
+            "sub/deeper",
+            "sub/deeper/c.txt"
+        ]
     );
 
     let depth1 = collect(
@@ -350,7 +387,14 @@ async fn copy_streams_a_tar_gz() {
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         names,
-        ["a.txt", "link", "sub/", "sub/b.txt", "sub/deeper/", "sub/deeper/c.txt"]
+        [
+            "a.txt",
+            "link",
+            "sub/",
+            "sub/b.txt",
+            "sub/deeper/",
+            "sub/deeper/c.txt"
+        ]
     );
     assert_eq!(entries[0].2, b"hello");
     assert_eq!(entries[1].1, tar::EntryType::Symlink);
@@ -410,10 +454,22 @@ async fn disk_usage_sums_directories() {
     let deeper = find("sub/deeper");
     assert_eq!(deeper.size, dir_size(&t.path().join("sub/deeper")) + 1);
     let sub = find("sub");
-    assert_eq!(sub.size, dir_size(&t.path().join("sub")) + 1000 + deeper.size);
+    assert_eq!(
+        sub.size,
+        dir_size(&t.path().join("sub")) + 1000 + deeper.size
+    );
     let top = find(".");
-    assert_eq!(items.iter().position(|i| i.relative_name == ".").expect("root"), 6, "root last");
-    let link_len = std::fs::symlink_metadata(t.path().join("link")).expect("lstat").len() as i64;
+    assert_eq!(
+        items
+            .iter()
+            .position(|i| i.relative_name == ".")
+            .expect("root"),
+        6,
+        "root last"
+    );
+    let link_len = std::fs::symlink_metadata(t.path().join("link"))
+        .expect("lstat")
+        .len() as i64;
     assert_eq!(top.size, dir_size(t.path()) + 5 + link_len + sub.size);
     let missing = items.last().expect("missing entry");
     assert!(!missing.error.is_empty());
@@ -512,10 +568,13 @@ async fn events_send_hello_then_history_and_new_events() {
     let first = stream.message().await.expect("event").expect("event");
     let any = first.data.expect("data");
     assert_eq!(any.type_url, "talos/runtime/machine.ServiceStateEvent");
-    let payload = <pb::ServiceStateEvent as prost::Message>::decode(any.value.as_slice())
-        .expect("decode");
+    let payload =
+        <pb::ServiceStateEvent as prost::Message>::decode(any.value.as_slice()).expect("decode");
     assert_eq!(payload.service, "machined");
-    assert_eq!(payload.action, pb::service_state_event::Action::Running as i32);
+    assert_eq!(
+        payload.action,
+        pb::service_state_event::Action::Running as i32
+    );
 
     let since = first.id.clone();
     let new_id = s.state.events.publish("talos/runtime/x", vec![1], "actor");
