@@ -389,6 +389,10 @@ pub async fn copy(req: pb::CopyRequest) -> Result<Response<BoxStream<common::Dat
             skip_root: true,
         };
         let walked = walk(&root, &options, &mut |item| {
+            if tx.is_closed() {
+                broken = true;
+                return false;
+            }
             let result = match (&item.meta, &item.error) {
                 (Some(meta), None) => append_entry(&mut builder, &item, meta),
                 (_, error) => Err(std::io::Error::other(
