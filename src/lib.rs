@@ -8,7 +8,9 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod fsutil;
+pub mod logbuf;
 pub mod secrets;
 pub mod sys;
 pub mod version;

@@ -1,10 +1,177 @@
-//! The `init` applet. Not built yet: see the issue that delivers it.
+//! The `init` applet, also called `machined`.
+//!
+//! On a node this will be PID 1 (mounts, sequencer, supervisor; a later issue). Today it runs
+//! in one mode, for development and tests:
+//!
+//! ```text
+//! talos machined --api-only [--socket PATH] [--state-dir DIR] [--platform container|metal]
+//! ```
+//!
+//! which serves only machined's API (see [`api`]) on a unix socket (mode 0600; a stale socket
+//! is replaced; the socket is removed on SIGTERM/SIGINT). Logs go to stderr and to the
+//! in-memory buffer of service `machined`, which `Logs` serves.
+
+pub mod api;
+pub mod services;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use talos::events::EventBus;
+use talos::logbuf::LogBuffers;
+
+/// machined's API socket on a node.
+pub const DEFAULT_SOCKET: &str = "/system/run/machined/machine.sock";
+
+/// How long a graceful shutdown may take before machined exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// machined: the Talos init process and node API.
+#[derive(Debug, Parser)]
+#[command(name = "machined", version = talos::version::TALOS_VERSION)]
+pub struct Cli {
+    /// Run only the API server (no PID 1 duties): for development and tests.
+    #[arg(long)]
+    pub api_only: bool,
+
+    /// Unix socket to serve the API on.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Directory for machined's persistent state (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Platform reported by Version.
+    #[arg(long, env = "TALOS_PLATFORM", default_value = "container",
+          value_parser = ["container", "metal"])]
+    pub platform: String,
+}
 
 /// Entry point of the `init` applet.
-pub fn main(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("init: not available in this build yet");
-    ExitCode::from(1)
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if !cli.api_only {
+        eprintln!("machined: running as PID 1 is not available in this build yet; use --api-only");
+        return ExitCode::from(2);
+    }
+    match run_api_only(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("machined: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Sends tracing output to stderr and to the `machined` log buffer.
+fn init_tracing(logs: &LogBuffers) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_timer(talos::logbuf::TalosTime);
+    let buffer = logs.buffer("machined");
+    // Fails only if a subscriber is already installed (then that one keeps logging).
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(talos::logbuf::fmt_layer(&buffer))
+        .try_init();
+}
+
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))
+}
+
+fn run_api_only(cli: Cli) -> anyhow::Result<()> {
+    let logs = Arc::new(LogBuffers::default());
+    init_tracing(&logs);
+    if let Some(dir) = &cli.state_dir {
+        prepare_state_dir(dir)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve_api_only(&cli, logs));
+    // Streams still blocked on the file system must not keep us alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Err(e) = std::fs::remove_file(&cli.socket) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(socket = %cli.socket.display(), "removing the socket: {e}");
+        }
+    }
+    result
+}
+
+async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
+    let listener = api::bind(&cli.socket)?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let events = Arc::new(EventBus::default());
+    let platform = api::Platform {
+        name: cli.platform.clone(),
+        mode: cli.platform.clone(),
+    };
+    let state = Arc::new(api::Machined::new(
+        logs,
+        Arc::clone(&events),
+        Arc::new(services::ApiOnlyServices::new()),
+        platform,
+        shutdown_rx.clone(),
+    ));
+    tracing::info!(
+        socket = %cli.socket.display(),
+        state_dir = %cli.state_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+        version = talos::version::TALOS_VERSION,
+        "machined API listening (api-only mode)"
+    );
+    api::machine::publish_service_state(
+        &events,
+        "machined",
+        talos::api::machine::service_state_event::Action::Running,
+        "Service started as goroutine",
+        true,
+    );
+
+    let server = tokio::spawn(api::serve(listener, state, api::shutting_down(shutdown_rx)));
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(anyhow::anyhow!("API server task failed: {e}")),
+        Err(_) => {
+            tracing::warn!("API server did not stop within {SHUTDOWN_GRACE:?}; exiting anyway");
+            Ok(())
+        }
+    }
 }
