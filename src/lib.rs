@@ -4,6 +4,7 @@
 //! machine config (`config`), PKI and the secrets bundle (`secrets`), the
 //! client side of the API (`client`), and thin syscall wrappers (`sys`).
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod secrets;
