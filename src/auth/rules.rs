@@ -29,6 +29,10 @@ pub enum Denied {
     /// A method the maintenance-mode API does not serve to this caller (gRPC `Unimplemented`).
     #[error("{0}")]
     Unimplemented(String),
+    /// trustd: the `token` metadata is missing or wrong (gRPC `Unauthenticated`; Talos sends
+    /// the same text with code `Unknown`).
+    #[error("Unauthenticated")]
+    BadToken,
 }
 
 impl Denied {
@@ -37,6 +41,7 @@ impl Denied {
         match self {
             Denied::NotAuthorized { .. } | Denied::WriteNotAllowed => 7,
             Denied::Unimplemented(_) => 12,
+            Denied::BadToken => 16,
         }
     }
 }
@@ -160,6 +165,23 @@ pub fn resource_read_allowed(sensitive: bool, roles: &RoleSet) -> Result<(), Den
         });
     }
     Ok(())
+}
+
+/// The gRPC metadata key carrying the trustd token (`machine.token`).
+pub const TRUSTD_TOKEN_KEY: &str = "token";
+
+/// trustd's check: the first `token` metadata value must equal the machine token
+/// (compared in constant time).
+pub fn check_trustd_token(metadata_tokens: &[&str], expected: &str) -> Result<(), Denied> {
+    match metadata_tokens.first() {
+        Some(given) if !expected.is_empty() && constant_time_eq(given, expected) => Ok(()),
+        _ => Err(Denied::BadToken),
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Where a request's roles come from (Talos's role injector modes).
@@ -417,6 +439,27 @@ mod tests {
         assert!(resource_read_allowed(true, &set(&[Role::Operator])).is_err());
         assert_eq!(resource_read_allowed(true, &set(&[Role::Admin])), Ok(()));
         assert_eq!(resource_read_allowed(false, &set(&[Role::Reader])), Ok(()));
+    }
+
+    #[test]
+    fn trustd_token() {
+        assert_eq!(check_trustd_token(&["abc.def"], "abc.def"), Ok(()));
+        assert_eq!(check_trustd_token(&["abc.def", "x"], "abc.def"), Ok(()));
+        assert_eq!(
+            check_trustd_token(&["x", "abc.def"], "abc.def"),
+            Err(Denied::BadToken)
+        );
+        assert_eq!(
+            check_trustd_token(&["abc.deg"], "abc.def"),
+            Err(Denied::BadToken)
+        );
+        assert_eq!(
+            check_trustd_token(&["abc.de"], "abc.def"),
+            Err(Denied::BadToken)
+        );
+        assert_eq!(check_trustd_token(&[], "abc.def"), Err(Denied::BadToken));
+        assert_eq!(check_trustd_token(&[""], ""), Err(Denied::BadToken));
+        assert_eq!(Denied::BadToken.to_string(), "Unauthenticated");
     }
 
     #[test]
