@@ -131,10 +131,7 @@ async fn echo_server(config: ServerConfig) -> (SocketAddr, mpsc::UnboundedReceiv
                     }
                 };
                 let (_, conn) = stream.get_ref();
-                let roles = match conn.peer_certificates() {
-                    Some(certs) => tls::roles_from_peer_cert(&certs[0]).unwrap(),
-                    None => RoleSet::empty(),
-                };
+                let roles = tls::peer_roles(conn);
                 let version = format!("{:?}", conn.protocol_version().unwrap());
                 let mut line = [0u8; 5];
                 if stream.read_exact(&mut line).await.is_err() {

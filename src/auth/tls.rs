@@ -312,15 +312,31 @@ fn parse_cert<'a>(what: &'static str, der: &'a [u8]) -> Result<X509Certificate<'
         })
 }
 
-/// The roles of a client: the Organization attributes of its certificate's subject.
-pub fn roles_from_peer_cert(der: &[u8]) -> Result<RoleSet, TlsError> {
+/// The Organization attributes of a certificate's subject, in order (empty ones included).
+pub fn peer_cert_organizations(der: &[u8]) -> Result<Vec<String>, TlsError> {
     let cert = parse_cert("client certificate", der)?;
-    let orgs: Vec<&str> = cert
+    Ok(cert
         .subject()
         .iter_organization()
         .filter_map(|attr| attr.as_str().ok())
-        .collect();
-    Ok(RoleSet::parse(orgs))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The roles of a client: the Organization attributes of its certificate's subject.
+/// (For the impersonation rule use [`peer_cert_organizations`] with
+/// [`super::rules::inject_roles`].)
+pub fn roles_from_peer_cert(der: &[u8]) -> Result<RoleSet, TlsError> {
+    Ok(RoleSet::parse(peer_cert_organizations(der)?))
+}
+
+/// The roles of the client on an accepted server connection; empty without a client
+/// certificate (trustd, maintenance) or if it cannot be parsed.
+pub fn peer_roles(conn: &rustls::ServerConnection) -> RoleSet {
+    conn.peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| roles_from_peer_cert(leaf).ok())
+        .unwrap_or_default()
 }
 
 /// Talos's certificate fingerprint: base64 (standard, padded) of the SHA-256 of the
@@ -527,7 +543,9 @@ fn random_serial() -> rcgen::SerialNumber {
 
 /// Generates the maintenance PKI like Talos does at boot: an Ed25519 self-signed CA valid for
 /// 24 h, and an Ed25519 server certificate (CN `maintenance-service.talos.dev`, ServerAuth,
-/// 24 h) for the given IP addresses and DNS names.
+/// 24 h) for the given IP addresses and DNS names. Talos passes the node's addresses plus
+/// `127.0.0.1` and `::1`, and the hostname's DNS names; it renews the server certificate every
+/// 12 h (the CA stays for the boot; the client does not verify the chain anyway).
 pub fn generate_self_signed_maintenance(
     ips: &[IpAddr],
     dns_names: &[String],
