@@ -6,6 +6,7 @@
 //! syscall wrappers (`sys`).
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod events;

@@ -1,0 +1,16 @@
+//! The security layer of the Talos API, independent of the generated gRPC code.
+//!
+//! - [`role`]: Talos roles (`os:admin`, `os:reader`, ...) and role sets, as carried in the
+//!   Organization of client certificates and in the `talos-role` gRPC metadata.
+//! - [`rules`]: which roles may call which gRPC method (Talos 1.7's table), how roles are
+//!   injected for a peer, and what the maintenance-mode API allows.
+//! - [`tls`]: rustls configurations for apid (mTLS), trustd and maintenance (server-only TLS),
+//!   talosctl (mTLS, or `--insecure` with optional SPKI fingerprint pinning), and the per-boot
+//!   self-signed maintenance certificate.
+
+pub mod role;
+pub mod rules;
+pub mod tls;
+
+pub use role::{Role, RoleSet};
+pub use rules::{allowed, maintenance_allowed, Denied, MaintenanceDecision};
