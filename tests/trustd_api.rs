@@ -203,7 +203,10 @@ fn signs_a_server_certificate_for_the_right_token() {
     let parsed = crt.parsed().unwrap();
     let eku = parsed.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth, "ServerAuth");
-    assert!(!eku.client_auth && !eku.any && eku.other.is_empty(), "only ServerAuth");
+    assert!(
+        !eku.client_auth && !eku.any && eku.other.is_empty(),
+        "only ServerAuth"
+    );
     assert!(crt.organizations().unwrap().is_empty());
     assert!(!parsed.is_ca());
 
@@ -226,7 +229,10 @@ fn signs_a_server_certificate_for_the_right_token() {
 
     // Validity like Talos: 24 hours from now.
     let v = parsed.validity();
-    assert_eq!(v.not_after.timestamp() - v.not_before.timestamp(), 24 * 3600);
+    assert_eq!(
+        v.not_after.timestamp() - v.not_before.timestamp(),
+        24 * 3600
+    );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!((v.not_before.timestamp() - now).abs() < 120);
 
@@ -251,7 +257,12 @@ fn organization_is_stripped() {
         let mut req = tonic::Request::new(CertificateRequestPb { csr: csr.to_pem() });
         req.metadata_mut()
             .insert("token", bundle.trustdinfo.token.parse().unwrap());
-        client.certificate(req).await.expect("signed").into_inner().crt
+        client
+            .certificate(req)
+            .await
+            .expect("signed")
+            .into_inner()
+            .crt
     });
     let crt = Certificate::from_pem(&crt).unwrap();
     assert!(crt.organizations().unwrap().is_empty(), "no Organization");
@@ -334,7 +345,11 @@ fn bad_csr_signature_is_refused() {
         "{}",
         status.message()
     );
-    assert!(status.message().contains("signature"), "{}", status.message());
+    assert!(
+        status.message().contains("signature"),
+        "{}",
+        status.message()
+    );
 
     let status = raw_call(&t, Some(&bundle.trustdinfo.token), b"garbage".to_vec()).unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -451,17 +466,32 @@ fn token_is_never_a_plain_argument() {
     assert_eq!(out.status.code(), Some(2));
 
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))
-        .args(["trustd", "--listen", "127.0.0.1:0", "--pki-dir", "/nonexistent"])
+        .args([
+            "trustd",
+            "--listen",
+            "127.0.0.1:0",
+            "--pki-dir",
+            "/nonexistent",
+        ])
         .env_remove("TRUSTD_TOKEN")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--token-file") && stderr.contains("TRUSTD_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("--token-file") && stderr.contains("TRUSTD_TOKEN"),
+        "{stderr}"
+    );
 
     // With the token in the environment, a missing PKI file is named.
     let out = Command::new(env!("CARGO_BIN_EXE_talos"))
-        .args(["trustd", "--listen", "127.0.0.1:0", "--pki-dir", "/nonexistent"])
+        .args([
+            "trustd",
+            "--listen",
+            "127.0.0.1:0",
+            "--pki-dir",
+            "/nonexistent",
+        ])
         .env("TRUSTD_TOKEN", "abcdef.0123456789abcdef")
         .output()
         .unwrap();

@@ -26,9 +26,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use talos::api::cosi::resource::state_server::{State, StateServer};
 use talos::api::machine::{
-    self as pb, apply_configuration_request::Mode as ApplyMode,
-    machine_config::MachineType, machine_service_server::MachineService,
-    machine_service_server::MachineServiceServer,
+    self as pb, apply_configuration_request::Mode as ApplyMode, machine_config::MachineType,
+    machine_service_server::MachineService, machine_service_server::MachineServiceServer,
 };
 use talos::api::storage::storage_service_server::StorageServiceServer;
 use talos::auth::role::{Role, RoleSet, METADATA_KEY};
@@ -141,7 +140,10 @@ pub async fn run(opts: Options, logs: Arc<LogBuffers>) -> anyhow::Result<Option<
 
     let reachable = reachable_addresses(bound.ip());
     let mut cert_ips = reachable.clone();
-    for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
+    for ip in [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ] {
         if !cert_ips.contains(&ip) {
             cert_ips.push(ip);
         }
@@ -558,7 +560,9 @@ impl MachineService for Maintenance {
         if u8::try_from(request.get_ref().key).is_err() {
             return Err(Status::invalid_argument("key must be a uint8"));
         }
-        Err(Status::unimplemented("META is not available in this build yet"))
+        Err(Status::unimplemented(
+            "META is not available in this build yet",
+        ))
     }
 
     async fn meta_delete(
@@ -569,7 +573,9 @@ impl MachineService for Maintenance {
         if u8::try_from(request.get_ref().key).is_err() {
             return Err(Status::invalid_argument("key must be a uint8"));
         }
-        Err(Status::unimplemented("META is not available in this build yet"))
+        Err(Status::unimplemented(
+            "META is not available in this build yet",
+        ))
     }
 }
 
@@ -586,10 +592,7 @@ mod tests {
                     \x20       |-- 172.17.0.1\n           /32 host LOCAL\n";
         assert_eq!(
             parse_fib_trie_local(text),
-            vec![
-                IpAddr::from([10, 0, 2, 15]),
-                IpAddr::from([172, 17, 0, 1])
-            ]
+            vec![IpAddr::from([10, 0, 2, 15]), IpAddr::from([172, 17, 0, 1])]
         );
     }
 

@@ -172,13 +172,14 @@ impl Loader {
             .with_context(|| format!("reading {}", self.pki_dir.join("ca.crt").display()))?;
         let server_crt = read("server.crt")?;
         let server_key = read("server.key")?;
-        let tls = talos::auth::tls::server_tls_only(&server_crt, &server_key).with_context(|| {
-            format!(
-                "loading trustd's TLS certificate from {} and {}",
-                self.pki_dir.join("server.crt").display(),
-                self.pki_dir.join("server.key").display()
-            )
-        })?;
+        let tls =
+            talos::auth::tls::server_tls_only(&server_crt, &server_key).with_context(|| {
+                format!(
+                    "loading trustd's TLS certificate from {} and {}",
+                    self.pki_dir.join("server.crt").display(),
+                    self.pki_dir.join("server.key").display()
+                )
+            })?;
         let token = match &self.token {
             TokenSource::File(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading the token file {}", path.display()))?
@@ -208,7 +209,10 @@ fn normalize_cas(pem_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     let blocks = pem::parse_many(pem_bytes).context("not valid PEM")?;
     let mut out = Vec::new();
     for block in blocks.iter().filter(|b| b.tag() == PEM_CERTIFICATE) {
-        out.extend(talos::secrets::pem_encode(PEM_CERTIFICATE, block.contents()));
+        out.extend(talos::secrets::pem_encode(
+            PEM_CERTIFICATE,
+            block.contents(),
+        ));
     }
     anyhow::ensure!(!out.is_empty(), "no CERTIFICATE block found");
     Ok(out)
@@ -338,7 +342,10 @@ impl SecurityService for Trustd {
             .filter_map(|v| v.to_str().ok())
             .collect();
         if let Err(denied) = check_trustd_token(&tokens, &material.token) {
-            tracing::warn!(peer, "refused a certificate request: missing or wrong token");
+            tracing::warn!(
+                peer,
+                "refused a certificate request: missing or wrong token"
+            );
             return Err(Status::new(
                 tonic::Code::from(denied.grpc_code()),
                 denied.to_string(),
@@ -354,7 +361,8 @@ impl SecurityService for Trustd {
 
 /// Signs a worker's CSR: ServerAuth only, no Organization, 24 h.
 fn sign(ca: &CertificateAuthority, csr_pem: &[u8], peer: &str) -> Result<Certificate, Status> {
-    let block = pem::parse(csr_pem).map_err(|_| Status::invalid_argument("failed to decode CSR"))?;
+    let block =
+        pem::parse(csr_pem).map_err(|_| Status::invalid_argument("failed to decode CSR"))?;
     let csr = CertificateRequest::from_der(block.into_contents())
         .map_err(|e| Status::invalid_argument(format!("failed to parse CSR: {e}")))?;
     let info = csr

@@ -83,7 +83,9 @@ pub enum TrustdError {
     #[error("the machine token (machine.token) is empty")]
     NoToken,
     /// An endpoint that is not `host`, `host:port`, `ipv6` or `[ipv6]:port`.
-    #[error("invalid trustd endpoint {0:?}: expected host, host:port, an IPv6 address or [ipv6]:port")]
+    #[error(
+        "invalid trustd endpoint {0:?}: expected host, host:port, an IPv6 address or [ipv6]:port"
+    )]
     BadEndpoint(String),
     /// The OS CA is unusable for TLS verification.
     #[error("trustd client TLS configuration")]
@@ -281,13 +283,10 @@ async fn call_certificate(
         .parse()
         .map_err(|_| "the machine token contains characters not allowed in gRPC metadata")?;
     request.metadata_mut().insert(TRUSTD_TOKEN_KEY, value);
-    let response = client.certificate(request).await.map_err(|status| {
-        format!(
-            "trustd refused: {} ({:?})",
-            status.message(),
-            status.code()
-        )
-    })?;
+    let response = client
+        .certificate(request)
+        .await
+        .map_err(|status| format!("trustd refused: {} ({:?})", status.message(), status.code()))?;
     let response = response.into_inner();
     Ok((response.ca, response.crt))
 }
@@ -359,7 +358,15 @@ mod tests {
         assert_eq!(p("fd00::1").unwrap().host, "fd00::1");
         assert_eq!(p("[fd00::1]:7").unwrap().port, 7);
         assert_eq!(p("[fd00::1]").unwrap().port, 50001);
-        for bad in ["", "host:", "host:0", "host:99999", "[fd00::1", "[x]:1", "a b:1"] {
+        for bad in [
+            "",
+            "host:",
+            "host:0",
+            "host:99999",
+            "[fd00::1",
+            "[x]:1",
+            "a b:1",
+        ] {
             assert!(
                 matches!(p(bad), Err(TrustdError::BadEndpoint(_))),
                 "{bad:?}"
