@@ -264,6 +264,22 @@ fn invalid_config_is_refused_and_nothing_is_stored() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("install"), "{}", status.message());
 
+    // Only a non-v1alpha1 document: machine instructions are required.
+    let status = apply(
+        &node,
+        &channel,
+        b"apiVersion: v1alpha1\nkind: WatchdogTimerConfig\ndevice: /dev/watchdog0\ntimeout: 2m\n",
+        ApplyMode::Auto,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("v1alpha1"),
+        "{}",
+        status.message()
+    );
+
     // Not YAML at all.
     let status = apply(&node, &channel, b"{{{ not yaml", ApplyMode::Auto, false).unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unknown);
