@@ -532,3 +532,30 @@ impl tonic::codegen::Service<tonic::transport::Uri> for TestConnector {
         })
     }
 }
+
+/// The leaf certificate trustd presents to a new connection.
+fn served_leaf(t: &Trustd) -> Vec<u8> {
+    let bundle = bundle();
+    runtime().block_on(async {
+        let tls = Arc::new(talos::auth::tls::client_tls(&bundle.certs.os.crt).unwrap());
+        let tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(ServerName::IpAddress(t.addr.ip().into()), tcp)
+            .await
+            .unwrap();
+        stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    })
+}
+
+#[test]
+fn server_certificate_changes_are_picked_up() {
+    let t = Trustd::start();
+    let before = served_leaf(&t);
+    std::thread::sleep(Duration::from_millis(20));
+    write_pki(&t.dir.path().join("pki"), &bundle());
+    t.wait_for("reloaded PKI and token");
+    let after = served_leaf(&t);
+    assert_ne!(before, after, "new connections get the new certificate");
+    let on_disk = std::fs::read(t.dir.path().join("pki/server.crt")).unwrap();
+    assert_eq!(Certificate::from_pem(&on_disk).unwrap().der(), &after[..]);
+}
