@@ -103,7 +103,7 @@ impl AsyncWrite for TlsConn {
 /// connection, so returning a new configuration switches certificates for new clients.
 /// Failed handshakes are logged (debug) and dropped; accept errors (e.g. out of file
 /// descriptors) are logged and retried after a short pause. The stream ends when the
-/// receiving side is dropped.
+/// receiving side is dropped. Must be called inside a tokio runtime (it spawns the accept loop).
 pub fn incoming<F>(
     listener: TcpListener,
     config: F,
