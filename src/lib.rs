@@ -14,5 +14,6 @@ pub mod fsutil;
 pub mod logbuf;
 pub mod secrets;
 pub mod sys;
+pub mod tls_serve;
 pub mod version;
 pub mod yaml;

@@ -12,6 +12,7 @@
 //! in-memory buffer of service `machined`, which `Logs` serves.
 
 pub mod api;
+pub mod maintenance;
 pub mod services;
 
 use std::ffi::OsString;
@@ -39,6 +40,14 @@ pub struct Cli {
     #[arg(long)]
     pub api_only: bool,
 
+    /// Serve the maintenance-mode API (no config yet) until a config is applied.
+    #[arg(long, conflicts_with = "api_only")]
+    pub maintenance: bool,
+
+    /// Address the maintenance API listens on.
+    #[arg(long, value_name = "ADDR", default_value = maintenance::DEFAULT_LISTEN)]
+    pub listen: String,
+
     /// Unix socket to serve the API on.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
@@ -63,6 +72,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.maintenance {
+        return maintenance::main(&cli);
+    }
     if !cli.api_only {
         eprintln!("machined: running as PID 1 is not available in this build yet; use --api-only");
         return ExitCode::from(2);
