@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod config;
+mod format;
 mod gen;
 mod gen_config;
 mod machineconfig;
+mod session;
+mod stats;
 mod validate;
+mod version;
 
 /// Global flags shared by every talosctl command.
 #[derive(Debug, clap::Args)]
@@ -51,14 +55,20 @@ enum Command {
     /// Validate config.
     Validate(validate::ValidateArgs),
     /// Prints the version.
-    Version {
-        /// Print only the client version.
-        #[arg(long)]
-        client: bool,
-        /// Print the short version.
-        #[arg(long)]
-        short: bool,
-    },
+    Version(version::VersionArgs),
+    /// Show memory usage.
+    #[command(visible_aliases = ["m", "free"])]
+    Memory(stats::MemoryArgs),
+    /// List running processes.
+    #[command(visible_aliases = ["p", "ps"])]
+    Processes(stats::ProcessesArgs),
+    /// List mounts.
+    #[command(visible_alias = "mount")]
+    Mounts,
+    /// Get the list of disks from /sys/block on the machine.
+    Disks(stats::DisksArgs),
+    /// Gets current server time.
+    Time(stats::TimeArgs),
 }
 
 /// Entry point of the `talosctl` applet.
@@ -73,6 +83,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<session::AlreadyReported>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -87,19 +98,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(cmd) => gen::run(cmd, global),
         Command::Machineconfig(cmd) => machineconfig::run(cmd, global),
         Command::Validate(args) => validate::run(args, global),
-        Command::Version { client, short } => {
-            if short {
-                println!("Client {}", talos::version::TALOS_VERSION);
-            } else {
-                println!("Client:");
-                println!("\tTag:         {}", talos::version::TALOS_VERSION);
-                println!("\tSHA:         talos-rs-{}", talos::version::PKG_VERSION);
-                println!("\tOS/Arch:     linux/amd64");
-            }
-            if !client {
-                anyhow::bail!("server version needs the API (not in this build yet); use --client");
-            }
-            Ok(())
-        }
+        Command::Version(args) => version::run(args, global),
+        Command::Memory(args) => stats::memory(args, global),
+        Command::Processes(args) => stats::processes(args, global),
+        Command::Mounts => stats::mounts(global),
+        Command::Disks(args) => stats::disks(args, global),
+        Command::Time(args) => stats::time_cmd(args, global),
     }
 }
