@@ -5,11 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod config;
+mod files;
 mod format;
 mod gen;
 mod gen_config;
+mod logs;
 mod machineconfig;
+mod services;
 mod session;
 mod stats;
 mod validate;
@@ -69,6 +73,30 @@ enum Command {
     Disks(stats::DisksArgs),
     /// Gets current server time.
     Time(stats::TimeArgs),
+    /// Retrieve a directory listing.
+    #[command(visible_alias = "ls")]
+    List(files::ListArgs),
+    /// Read a file on the machine.
+    #[command(visible_alias = "cat")]
+    Read(files::ReadArgs),
+    /// Copy data out from the node (a .tar.gz on stdout with `-`, else extracted locally).
+    #[command(visible_alias = "cp")]
+    Copy(files::CopyArgs),
+    /// Retrieve a disk usage.
+    #[command(visible_alias = "du")]
+    Usage(files::UsageArgs),
+    /// Retrieve kernel logs.
+    Dmesg(logs::DmesgArgs),
+    /// Retrieve logs for a service.
+    Logs(logs::LogsArgs),
+    /// Stream runtime events.
+    Events(logs::EventsArgs),
+    /// Retrieve the state of a service (or all services), control service state.
+    #[command(visible_alias = "services")]
+    Service(services::ServiceArgs),
+    /// Apply a new configuration to a node.
+    #[command(name = "apply-config", visible_alias = "apply")]
+    ApplyConfig(apply::ApplyArgs),
 }
 
 /// Entry point of the `talosctl` applet.
@@ -104,5 +132,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mounts => stats::mounts(global),
         Command::Disks(args) => stats::disks(args, global),
         Command::Time(args) => stats::time_cmd(args, global),
+        Command::List(args) => files::list(args, global),
+        Command::Read(args) => files::read(args, global),
+        Command::Copy(args) => files::copy(args, global),
+        Command::Usage(args) => files::usage(args, global),
+        Command::Dmesg(args) => logs::dmesg(args, global),
+        Command::Logs(args) => logs::logs(args, global),
+        Command::Events(args) => logs::events(args, global),
+        Command::Service(args) => services::run(args, global),
+        Command::ApplyConfig(args) => apply::run(args, global),
     }
 }

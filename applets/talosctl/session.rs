@@ -23,20 +23,11 @@ impl fmt::Display for AlreadyReported {
 
 impl std::error::Error for AlreadyReported {}
 
-/// How a command reaches the nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Through the endpoints, with `nodes` metadata (talosctl's `WithClient`).
-    Nodes,
-    /// Through the endpoints, no node metadata (`WithClientNoNodes`).
-    NoNodes,
-}
-
 /// A connected client plus the nodes to target.
 pub struct Session {
     /// The connection.
     pub client: Client,
-    /// Nodes for the `nodes` metadata; empty in insecure mode or for [`Access::NoNodes`].
+    /// Nodes for the `nodes` metadata; empty in insecure mode.
     pub nodes: Vec<String>,
 }
 
@@ -53,14 +44,10 @@ const NO_NODES: &str = "nodes are not set for the command: please use `--nodes` 
 impl Session {
     /// Opens a session: insecure (maintenance) when `insecure` is given, with its certificate
     /// fingerprints, else mutual TLS from the talosconfig.
-    pub async fn open(
-        global: &Global,
-        access: Access,
-        insecure: Option<&[String]>,
-    ) -> anyhow::Result<Session> {
+    pub async fn open(global: &Global, insecure: Option<&[String]>) -> anyhow::Result<Session> {
         match insecure {
             Some(fingerprints) => Session::open_insecure(global, fingerprints).await,
-            None => Session::open_secure(global, access).await,
+            None => Session::open_secure(global).await,
         }
     }
 
@@ -80,7 +67,7 @@ impl Session {
         })
     }
 
-    async fn open_secure(global: &Global, access: Access) -> anyhow::Result<Session> {
+    async fn open_secure(global: &Global) -> anyhow::Result<Session> {
         let explicit = global.talosconfig.as_deref();
         let (config, location) = talosconfig::open(explicit).with_context(|| {
             format!(
@@ -114,20 +101,14 @@ impl Session {
             );
         }
         let targets = connect::parse_endpoints(endpoints)?;
-        let nodes = match access {
-            Access::NoNodes => Vec::new(),
-            Access::Nodes => {
-                let nodes = if global.nodes.is_empty() {
-                    context.nodes.clone()
-                } else {
-                    global.nodes.clone()
-                };
-                if nodes.is_empty() {
-                    anyhow::bail!(NO_NODES);
-                }
-                nodes
-            }
+        let nodes = if global.nodes.is_empty() {
+            context.nodes.clone()
+        } else {
+            global.nodes.clone()
         };
+        if nodes.is_empty() {
+            anyhow::bail!(NO_NODES);
+        }
         let creds = Credentials::from_context(context)
             .with_context(|| format!("context {name:?} of talosconfig {path}"))?;
         let client = Client::connect(targets, &creds).await?;
@@ -191,11 +172,6 @@ impl NodeErrors {
     /// Prints `error: <node>: <message>` and counts it.
     pub fn report(&mut self, node: &str, message: &str) {
         eprintln!("error: {node}: {message}");
-        self.count += 1;
-    }
-
-    /// Counts a failure reported elsewhere.
-    pub fn add(&mut self) {
         self.count += 1;
     }
 

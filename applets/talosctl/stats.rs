@@ -3,7 +3,7 @@
 use talos::api::machine as pb;
 
 use super::format::{humanize_bytes, TabWriter};
-use super::session::{self, Access, NodeErrors, Session};
+use super::session::{self, NodeErrors, Session};
 use super::Global;
 
 /// Flags of `memory`.
@@ -41,7 +41,7 @@ pub struct TimeArgs {
 /// Runs `memory`.
 pub fn memory(args: MemoryArgs, global: &Global) -> anyhow::Result<()> {
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, None).await?;
+        let s = Session::open(global, None).await?;
         let resp = s
             .client
             .machine()
@@ -202,7 +202,7 @@ fn columnize(lines: &[String]) -> String {
 /// Runs `processes`.
 pub fn processes(args: ProcessesArgs, global: &Global) -> anyhow::Result<()> {
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, None).await?;
+        let s = Session::open(global, None).await?;
         let resp = s
             .client
             .machine()
@@ -243,7 +243,7 @@ pub fn processes(args: ProcessesArgs, global: &Global) -> anyhow::Result<()> {
 /// Runs `mounts`.
 pub fn mounts(global: &Global) -> anyhow::Result<()> {
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, None).await?;
+        let s = Session::open(global, None).await?;
         let resp = s
             .client
             .machine()
@@ -290,7 +290,7 @@ fn dash(s: &str) -> &str {
 pub fn disks(args: DisksArgs, global: &Global) -> anyhow::Result<()> {
     let insecure: Option<&[String]> = if args.insecure { Some(&[]) } else { None };
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, insecure).await?;
+        let s = Session::open(global, insecure).await?;
         let resp = s
             .client
             .storage()
@@ -376,7 +376,7 @@ pub fn go_time_string(ts: &prost_types::Timestamp) -> String {
 /// Runs `time`.
 pub fn time_cmd(args: TimeArgs, global: &Global) -> anyhow::Result<()> {
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, None).await?;
+        let s = Session::open(global, None).await?;
         let mut client = s.client.time();
         let resp = match &args.check {
             None => client.time(s.request(())?).await,

@@ -2,7 +2,7 @@
 
 use talos::api::machine as pb;
 
-use super::session::{self, Access, NodeErrors, Session};
+use super::session::{self, NodeErrors, Session};
 use super::Global;
 
 /// Flags of `version`.
@@ -61,7 +61,7 @@ pub fn run(args: VersionArgs, global: &Global) -> anyhow::Result<()> {
     println!("Server:");
     let insecure: Option<&[String]> = if args.insecure { Some(&[]) } else { None };
     session::runtime()?.block_on(async {
-        let s = Session::open(global, Access::Nodes, insecure).await?;
+        let s = Session::open(global, insecure).await?;
         let resp = s
             .client
             .machine()
