@@ -172,7 +172,10 @@ pub fn list(args: ListArgs, global: &Global) -> anyhow::Result<()> {
             }
             let (node, multiple) = stream_node(&s, info.metadata.as_ref());
             if !info.error.is_empty() {
-                errors.report(&node, &format!("error reading file {}: {}", info.name, info.error));
+                errors.report(
+                    &node,
+                    &format!("error reading file {}: {}", info.name, info.error),
+                );
                 continue;
             }
             if !args.long {
@@ -331,7 +334,10 @@ pub fn extract_tar_gz(root: &Path, reader: impl Read) -> anyhow::Result<()> {
     let entries = archive.entries().context("error reading tar archive")?;
     for entry in entries {
         let mut entry = entry.context("error reading tar header")?;
-        let name = entry.path().context("error reading tar header")?.into_owned();
+        let name = entry
+            .path()
+            .context("error reading tar header")?
+            .into_owned();
         let Some(rel) = clean_entry_path(&name)? else {
             continue;
         };
@@ -394,7 +400,9 @@ pub fn copy(args: CopyArgs, global: &Global) -> anyhow::Result<()> {
     } else {
         let path = PathBuf::from(&args.dest);
         match std::fs::metadata(&path) {
-            Ok(m) if !m.is_dir() => anyhow::bail!("local path {:?} should be a directory", args.dest),
+            Ok(m) if !m.is_dir() => {
+                anyhow::bail!("local path {:?} should be a directory", args.dest)
+            }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&path)
@@ -502,7 +510,11 @@ pub fn usage(args: UsageArgs, global: &Global) -> anyhow::Result<()> {
                 info.size.to_string()
             };
             if !header {
-                w.line(if multiple { "NODE\tSIZE\tNAME" } else { "SIZE\tNAME" });
+                w.line(if multiple {
+                    "NODE\tSIZE\tNAME"
+                } else {
+                    "SIZE\tNAME"
+                });
                 header = true;
             }
             if multiple {
@@ -532,7 +544,10 @@ mod tests {
 
     #[test]
     fn list_type_letters() {
-        assert_eq!(list_types(&["fd".into(), "L".into()]).unwrap(), vec![0, 1, 2]);
+        assert_eq!(
+            list_types(&["fd".into(), "L".into()]).unwrap(),
+            vec![0, 1, 2]
+        );
         assert!(list_types(&["x".into()]).is_err());
     }
 

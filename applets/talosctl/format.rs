@@ -268,7 +268,10 @@ mod tests {
         w.line("NODE\tNAME");
         w.line("10.0.0.1\ta");
         w.line("n\tlonger-name");
-        assert_eq!(w.finish(), "NODE       NAME\n10.0.0.1   a\nn          longer-name\n");
+        assert_eq!(
+            w.finish(),
+            "NODE       NAME\n10.0.0.1   a\nn          longer-name\n"
+        );
     }
 
     #[test]
@@ -282,8 +285,7 @@ mod tests {
         w.line("k\tv");
         let got = w.finish();
         assert_eq!(
-            got,
-            "a      b   c\naaaa   b\nx      yyyyyy   z\nplain\nk   v\n",
+            got, "a      b   c\naaaa   b\nx      yyyyyy   z\nplain\nk   v\n",
             "{got}"
         );
     }

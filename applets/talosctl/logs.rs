@@ -293,16 +293,17 @@ fn describe_event(data: &prost_types::Any) -> anyhow::Result<Option<(String, Str
         }
         "machine.AddressEvent" => {
             let e = pb::AddressEvent::decode(value)?;
-            (
-                e.hostname,
-                format!("ADDRESSES: {}", e.addresses.join(",")),
-            )
+            (e.hostname, format!("ADDRESSES: {}", e.addresses.join(",")))
         }
         "machine.MachineStatusEvent" => {
             let e = pb::MachineStatusEvent::decode(value)?;
             let stage = enum_name(e.stage, pb::machine_status_event::MachineStage::as_str_name);
             let status = e.status.unwrap_or_default();
-            let unmet: Vec<String> = status.unmet_conditions.into_iter().map(|c| c.name).collect();
+            let unmet: Vec<String> = status
+                .unmet_conditions
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
             (
                 stage,
                 format!(
@@ -354,8 +355,8 @@ pub fn events(args: EventsArgs, global: &Global) -> anyhow::Result<()> {
             let Some(data) = ev.data.as_ref() else {
                 continue;
             };
-            let Some((source, message)) = describe_event(data)
-                .with_context(|| format!("cannot decode event {}", ev.id))?
+            let Some((source, message)) =
+                describe_event(data).with_context(|| format!("cannot decode event {}", ev.id))?
             else {
                 continue;
             };
@@ -368,7 +369,9 @@ pub fn events(args: EventsArgs, global: &Global) -> anyhow::Result<()> {
             // Flush per event, as talosctl does (the header goes out with the first one).
             let text = std::mem::take(&mut w).finish();
             print!("{text}");
-            std::io::stdout().flush().context("error writing to stdout")?;
+            std::io::stdout()
+                .flush()
+                .context("error writing to stdout")?;
         }
         errors.finish()
     })
@@ -392,9 +395,15 @@ mod tests {
     fn slicer_joins_chunks_per_node() {
         let mut s = LineSlicer::default();
         let mut got = Vec::new();
-        s.push("a", b"one\ntw", |n, l| got.push(format!("{n}:{}", String::from_utf8_lossy(l))));
-        s.push("b", b"x\n", |n, l| got.push(format!("{n}:{}", String::from_utf8_lossy(l))));
-        s.push("a", b"o\nthree", |n, l| got.push(format!("{n}:{}", String::from_utf8_lossy(l))));
+        s.push("a", b"one\ntw", |n, l| {
+            got.push(format!("{n}:{}", String::from_utf8_lossy(l)))
+        });
+        s.push("b", b"x\n", |n, l| {
+            got.push(format!("{n}:{}", String::from_utf8_lossy(l)))
+        });
+        s.push("a", b"o\nthree", |n, l| {
+            got.push(format!("{n}:{}", String::from_utf8_lossy(l)))
+        });
         s.finish(|n, l| got.push(format!("{n}:{}", String::from_utf8_lossy(l))));
         assert_eq!(got, ["a:one", "b:x", "a:two", "a:three"]);
     }

@@ -19,7 +19,8 @@ fn ago(ts: Option<&prost_types::Timestamp>) -> String {
     let secs = ts.map_or(0, |t| {
         // Round to the nearest second, like Go's Duration.Round(time.Second).
         let now = time::OffsetDateTime::now_utc();
-        let nanos = now.unix_timestamp_nanos() - (i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
+        let nanos = now.unix_timestamp_nanos()
+            - (i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
         i64::try_from((nanos + 500_000_000).div_euclid(1_000_000_000)).unwrap_or_default()
     });
     go_duration(secs)

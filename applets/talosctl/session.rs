@@ -52,7 +52,10 @@ impl Session {
     }
 
     /// Maintenance mode: the `-n` nodes are the endpoints; no node metadata.
-    pub async fn open_insecure(global: &Global, fingerprints: &[String]) -> anyhow::Result<Session> {
+    pub async fn open_insecure(
+        global: &Global,
+        fingerprints: &[String],
+    ) -> anyhow::Result<Session> {
         if global.nodes.is_empty() {
             anyhow::bail!(
                 "nodes are not set for the command: with --insecure, pass the node addresses with --nodes"
@@ -72,7 +75,9 @@ impl Session {
         let (config, location) = talosconfig::open(explicit).with_context(|| {
             format!(
                 "failed to open config file {:?}",
-                explicit.map(|p| p.display().to_string()).unwrap_or_default()
+                explicit
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             )
         })?;
         let path = location.path.display();

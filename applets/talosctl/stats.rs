@@ -62,7 +62,7 @@ pub fn memory(args: MemoryArgs, global: &Global) -> anyhow::Result<()> {
             let mut w = TabWriter::new();
             w.line("NODE\tTOTAL\tUSED\tFREE\tSHARED\tBUFFERS\tCACHE\tAVAILABLE");
             for msg in &messages {
-                let m = msg.meminfo.clone().unwrap_or_default();
+                let m = msg.meminfo.unwrap_or_default();
                 let used = m
                     .memtotal
                     .wrapping_sub(m.memfree)
@@ -212,15 +212,16 @@ pub fn processes(args: ProcessesArgs, global: &Global) -> anyhow::Result<()> {
             .into_inner();
         let mut errors = NodeErrors::default();
         let messages = session::partition(&s, &mut errors, resp.messages, |m| m.metadata.as_ref());
-        let mut lines =
-            vec!["NODE | PID | STATE | THREADS | CPU-TIME | VIRTMEM | RESMEM | COMMAND".to_string()];
+        let mut lines = vec![
+            "NODE | PID | STATE | THREADS | CPU-TIME | VIRTMEM | RESMEM | COMMAND".to_string(),
+        ];
         for msg in messages {
             let node = s.node_of(msg.metadata.as_ref());
             let mut procs = msg.processes;
             if args.sort == "cpu" {
                 procs.sort_by(|a, b| b.cpu_time.total_cmp(&a.cpu_time));
             } else {
-                procs.sort_by(|a, b| b.resident_memory.cmp(&a.resident_memory));
+                procs.sort_by_key(|p| std::cmp::Reverse(p.resident_memory));
             }
             for p in &procs {
                 lines.push(format!(
@@ -396,7 +397,10 @@ pub fn time_cmd(args: TimeArgs, global: &Global) -> anyhow::Result<()> {
         w.line("NODE\tNTP-SERVER\tNODE-TIME\tNTP-SERVER-TIME");
         for msg in &messages {
             let (Some(local), Some(remote)) = (&msg.localtime, &msg.remotetime) else {
-                anyhow::bail!("error parsing time in the reply of {}", s.node_of(msg.metadata.as_ref()));
+                anyhow::bail!(
+                    "error parsing time in the reply of {}",
+                    s.node_of(msg.metadata.as_ref())
+                );
             };
             w.line(&format!(
                 "{}\t{}\t{}\t{}",

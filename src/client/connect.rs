@@ -74,7 +74,9 @@ pub enum ConnectError {
     #[error("no endpoints configured: use the --endpoints flag, or set them in the talosconfig with `talosctl config endpoint <ip>...`")]
     NoEndpoints,
     /// An endpoint that cannot be parsed.
-    #[error("invalid endpoint {0:?}: expected host, host:port, [ipv6]:port or https://host[:port]")]
+    #[error(
+        "invalid endpoint {0:?}: expected host, host:port, [ipv6]:port or https://host[:port]"
+    )]
     BadEndpoint(String),
     /// Every endpoint failed.
     #[error("{0}")]
@@ -203,7 +205,11 @@ impl Credentials {
     }
 
     /// Mutual TLS from PEM inputs.
-    pub fn mtls(ca_pem: &[u8], crt_pem: &[u8], key_pem: &[u8]) -> Result<Credentials, ConnectError> {
+    pub fn mtls(
+        ca_pem: &[u8],
+        crt_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Credentials, ConnectError> {
         let config = tls::client_mtls(ca_pem, crt_pem, key_pem).map_err(ConnectError::Tls)?;
         Ok(Credentials {
             config: Arc::new(config),
@@ -512,11 +518,17 @@ mod tests {
     fn endpoint_forms() {
         assert_eq!(Target::parse("10.5.0.2").unwrap(), t("10.5.0.2", 50000));
         assert_eq!(Target::parse("10.5.0.2:123").unwrap(), t("10.5.0.2", 123));
-        assert_eq!(Target::parse("node.example").unwrap(), t("node.example", 50000));
+        assert_eq!(
+            Target::parse("node.example").unwrap(),
+            t("node.example", 50000)
+        );
         assert_eq!(Target::parse("fd00::1").unwrap(), t("fd00::1", 50000));
         assert_eq!(Target::parse("[fd00::1]").unwrap(), t("fd00::1", 50000));
         assert_eq!(Target::parse("[fd00::1]:7").unwrap(), t("fd00::1", 7));
-        assert_eq!(Target::parse("https://omni.example").unwrap(), t("omni.example", 443));
+        assert_eq!(
+            Target::parse("https://omni.example").unwrap(),
+            t("omni.example", 443)
+        );
         assert_eq!(Target::parse("https://a.b:8443/x").unwrap(), t("a.b", 8443));
         assert_eq!(Target::parse("grpc://a.b").unwrap(), t("a.b", 50000));
         for bad in ["", "a:b", "[::1", "[::1]x", "https://", "a b"] {
@@ -565,7 +577,10 @@ mod tests {
         // Two closed ports on loopback: both refusals are reported.
         let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
         drop((a, b));
         let creds = Credentials::insecure(&[]).unwrap();
         let err = Client::connect(vec![t("127.0.0.1", pa), t("127.0.0.1", pb)], &creds)
