@@ -11,6 +11,8 @@ mod files;
 mod format;
 mod gen;
 mod gen_config;
+mod get;
+mod jsonpath;
 mod logs;
 mod machineconfig;
 mod services;
@@ -94,6 +96,9 @@ enum Command {
     /// Retrieve the state of a service (or all services), control service state.
     #[command(visible_alias = "services")]
     Service(services::ServiceArgs),
+    /// Get a specific resource or list of resources (use 'talosctl get rd' to see all available resource types).
+    #[command(visible_alias = "g")]
+    Get(get::GetArgs),
     /// Apply a new configuration to a node.
     #[command(name = "apply-config", visible_alias = "apply")]
     ApplyConfig(apply::ApplyArgs),
@@ -141,5 +146,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => logs::events(args, global),
         Command::Service(args) => services::run(args, global),
         Command::ApplyConfig(args) => apply::run(args, global),
+        Command::Get(args) => get::run(args, global),
     }
 }
