@@ -83,9 +83,11 @@ impl Writer {
                 let mut columns = Vec::new();
                 for c in &rd.print_columns {
                     fields.push(c.name.to_uppercase());
-                    columns.push(JsonPath::parse(&c.json_path).with_context(|| {
-                        format!("error parsing column {:?} jsonpath", c.name)
-                    })?);
+                    columns.push(
+                        JsonPath::parse(&c.json_path).with_context(|| {
+                            format!("error parsing column {:?} jsonpath", c.name)
+                        })?,
+                    );
                 }
                 let mut tw = TabWriter::new();
                 tw.row(&fields);
@@ -127,7 +129,12 @@ impl Writer {
         Ok(data)
     }
 
-    fn write(&mut self, node: &str, r: &cosi::Resource, event: cosi::EventType) -> anyhow::Result<()> {
+    fn write(
+        &mut self,
+        node: &str,
+        r: &cosi::Resource,
+        event: cosi::EventType,
+    ) -> anyhow::Result<()> {
         match self {
             Writer::Table {
                 tw,
@@ -248,7 +255,11 @@ async fn definitions(
     items
         .iter()
         .map(|r| {
-            let id = r.metadata.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+            let id = r
+                .metadata
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default();
             Ok((id, ResourceDefinition::from_resource(r)?))
         })
         .collect()
@@ -299,8 +310,7 @@ pub fn run(args: GetArgs, global: &Global) -> anyhow::Result<()> {
                     }
                 }
                 None => {
-                    match list_resources(&s, node.as_deref(), &namespace, &rd.resource_type).await
-                    {
+                    match list_resources(&s, node.as_deref(), &namespace, &rd.resource_type).await {
                         Ok(items) => {
                             for r in &items {
                                 out.write(&label, r, cosi::EventType::Created)?;
@@ -364,10 +374,9 @@ async fn watch(
         for ev in resp.event {
             let kind = cosi::EventType::try_from(ev.event_type).unwrap_or(cosi::EventType::Updated);
             match kind {
-                cosi::EventType::Errored => anyhow::bail!(
-                    "error watching resource: {}",
-                    ev.error.unwrap_or_default()
-                ),
+                cosi::EventType::Errored => {
+                    anyhow::bail!("error watching resource: {}", ev.error.unwrap_or_default())
+                }
                 cosi::EventType::Bootstrapped => {
                     bootstrapped = true;
                     out.flush()?;

@@ -66,7 +66,10 @@ fn parse_path(expr: &str, template: &str) -> anyhow::Result<Vec<Step>> {
                 steps.push(Step::Field(key.to_string()));
             } else if let Some((a, b)) = inner.split_once(':') {
                 let b = b.split(':').next().unwrap_or_default();
-                steps.push(Step::Slice(parse_int(a, template)?, parse_int(b, template)?));
+                steps.push(Step::Slice(
+                    parse_int(a, template)?,
+                    parse_int(b, template)?,
+                ));
             } else {
                 let i = parse_int(inner, template)?.ok_or_else(|| bad("empty index"))?;
                 steps.push(Step::Index(i));
@@ -88,9 +91,9 @@ impl JsonPath {
                 segments.push(Segment::Text(rest[..start].to_string()));
             }
             let after = &rest[start + 1..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| anyhow::anyhow!("error parsing jsonpath {template:?}: unclosed {{"))?;
+            let end = after.find('}').ok_or_else(|| {
+                anyhow::anyhow!("error parsing jsonpath {template:?}: unclosed {{")
+            })?;
             segments.push(Segment::Path(parse_path(&after[..end], template)?));
             rest = &after[end + 1..];
         }
@@ -220,15 +223,24 @@ mod tests {
         assert_eq!(JsonPath::parse("{.a.b[1]}").unwrap().render(&v), "2");
         assert_eq!(JsonPath::parse("{.a.b[-1]}").unwrap().render(&v), "3");
         assert_eq!(JsonPath::parse("{.a.b[*]}").unwrap().render(&v), "1 2 3");
-        assert_eq!(JsonPath::parse("{.aliases[:]}").unwrap().render(&v), "rd rds");
+        assert_eq!(
+            JsonPath::parse("{.aliases[:]}").unwrap().render(&v),
+            "rd rds"
+        );
         assert_eq!(JsonPath::parse("{.a.b[0:2]}").unwrap().render(&v), "1 2");
         assert_eq!(JsonPath::parse("{.a['c']}").unwrap().render(&v), "x");
         assert_eq!(JsonPath::parse("id={.a.c}!").unwrap().render(&v), "id=x!");
         assert_eq!(JsonPath::parse("{.missing.x}").unwrap().render(&v), "");
-        assert_eq!(JsonPath::parse("{.a}").unwrap().render(&v), r#"{"b":[1,2,3],"c":"x"}"#);
+        assert_eq!(
+            JsonPath::parse("{.a}").unwrap().render(&v),
+            r#"{"b":[1,2,3],"c":"x"}"#
+        );
         assert!(JsonPath::parse("{.a").is_err());
         assert!(JsonPath::parse("{range .a}").is_err());
-        assert_eq!(JsonPath::parse("{.a.b}").unwrap().find(&v), vec![vec![json!([1, 2, 3])]]);
+        assert_eq!(
+            JsonPath::parse("{.a.b}").unwrap().find(&v),
+            vec![vec![json!([1, 2, 3])]]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Client side of the Talos API: talosconfig, channels, node fan-out.
 
 pub mod connect;
-pub mod talosconfig;
 pub mod resources;
+pub mod talosconfig;

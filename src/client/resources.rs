@@ -80,7 +80,11 @@ pub struct ResourceDefinition {
 impl ResourceDefinition {
     /// Parses a definition from a resource's `yaml_spec`.
     pub fn from_resource(r: &cosi::Resource) -> Result<ResourceDefinition, ResourceError> {
-        let id = r.metadata.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+        let id = r
+            .metadata
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_default();
         let yaml = r.spec.as_ref().map(|s| s.yaml_spec.as_str()).unwrap_or("");
         if yaml.trim().is_empty() {
             return Ok(ResourceDefinition::default());
@@ -171,7 +175,11 @@ pub fn metadata_value(md: &cosi::Metadata) -> Value {
 
 /// The spec of a resource as a YAML value (null when empty).
 pub fn spec_value(r: &cosi::Resource) -> Result<Value, ResourceError> {
-    let id = r.metadata.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let id = r
+        .metadata
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
     let yaml = r.spec.as_ref().map(|s| s.yaml_spec.as_str()).unwrap_or("");
     if yaml.trim().is_empty() {
         return Ok(Value::Null);
@@ -203,7 +211,10 @@ mod tests {
                 yaml_spec: yaml.into(),
             }),
         };
-        (id.to_string(), ResourceDefinition::from_resource(&r).unwrap())
+        (
+            id.to_string(),
+            ResourceDefinition::from_resource(&r).unwrap(),
+        )
     }
 
     #[test]
@@ -244,9 +255,12 @@ mod tests {
                 seconds: 1_700_000_000,
                 nanos: 5,
             }),
-            labels: [("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]
-                .into_iter()
-                .collect(),
+            labels: [
+                ("b".to_string(), "2".to_string()),
+                ("a".to_string(), "1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         let v = metadata_value(&md);
@@ -258,7 +272,17 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["namespace", "type", "id", "version", "owner", "phase", "created", "updated", "labels"]
+            [
+                "namespace",
+                "type",
+                "id",
+                "version",
+                "owner",
+                "phase",
+                "created",
+                "updated",
+                "labels"
+            ]
         );
         assert_eq!(v["version"], Value::Number(3.into()));
         assert_eq!(v["created"], Value::String("2023-11-14T22:13:20Z".into()));
