@@ -396,18 +396,23 @@ pub fn time_cmd(args: TimeArgs, global: &Global) -> anyhow::Result<()> {
         let mut w = TabWriter::new();
         w.line("NODE\tNTP-SERVER\tNODE-TIME\tNTP-SERVER-TIME");
         for msg in &messages {
-            let (Some(local), Some(remote)) = (&msg.localtime, &msg.remotetime) else {
+            let Some(local) = &msg.localtime else {
                 anyhow::bail!(
-                    "error parsing time in the reply of {}",
+                    "error parsing local time in the reply of {}",
                     s.node_of(msg.metadata.as_ref())
                 );
             };
+            // A node without a time server gives no remote time: leave the cell empty.
+            let remote = msg
+                .remotetime
+                .as_ref()
+                .map(go_time_string)
+                .unwrap_or_default();
             w.line(&format!(
-                "{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{remote}",
                 s.node_of(msg.metadata.as_ref()),
                 msg.server,
                 go_time_string(local),
-                go_time_string(remote)
             ));
         }
         w.print();
