@@ -5,11 +5,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod config;
+mod files;
+mod format;
 mod gen;
 mod gen_config;
+mod get;
+mod jsonpath;
+mod logs;
 mod machineconfig;
+mod services;
+mod session;
+mod stats;
 mod validate;
+mod version;
 
 /// Global flags shared by every talosctl command.
 #[derive(Debug, clap::Args)]
@@ -51,14 +61,47 @@ enum Command {
     /// Validate config.
     Validate(validate::ValidateArgs),
     /// Prints the version.
-    Version {
-        /// Print only the client version.
-        #[arg(long)]
-        client: bool,
-        /// Print the short version.
-        #[arg(long)]
-        short: bool,
-    },
+    Version(version::VersionArgs),
+    /// Show memory usage.
+    #[command(visible_aliases = ["m", "free"])]
+    Memory(stats::MemoryArgs),
+    /// List running processes.
+    #[command(visible_aliases = ["p", "ps"])]
+    Processes(stats::ProcessesArgs),
+    /// List mounts.
+    #[command(visible_alias = "mount")]
+    Mounts,
+    /// Get the list of disks from /sys/block on the machine.
+    Disks(stats::DisksArgs),
+    /// Gets current server time.
+    Time(stats::TimeArgs),
+    /// Retrieve a directory listing.
+    #[command(visible_alias = "ls")]
+    List(files::ListArgs),
+    /// Read a file on the machine.
+    #[command(visible_alias = "cat")]
+    Read(files::ReadArgs),
+    /// Copy data out from the node (a .tar.gz on stdout with `-`, else extracted locally).
+    #[command(visible_alias = "cp")]
+    Copy(files::CopyArgs),
+    /// Retrieve a disk usage.
+    #[command(visible_alias = "du")]
+    Usage(files::UsageArgs),
+    /// Retrieve kernel logs.
+    Dmesg(logs::DmesgArgs),
+    /// Retrieve logs for a service.
+    Logs(logs::LogsArgs),
+    /// Stream runtime events.
+    Events(logs::EventsArgs),
+    /// Retrieve the state of a service (or all services), control service state.
+    #[command(visible_alias = "services")]
+    Service(services::ServiceArgs),
+    /// Get a specific resource or list of resources (use 'talosctl get rd' to see all available resource types).
+    #[command(visible_alias = "g")]
+    Get(get::GetArgs),
+    /// Apply a new configuration to a node.
+    #[command(name = "apply-config", visible_alias = "apply")]
+    ApplyConfig(apply::ApplyArgs),
 }
 
 /// Entry point of the `talosctl` applet.
@@ -73,6 +116,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<session::AlreadyReported>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -87,19 +131,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(cmd) => gen::run(cmd, global),
         Command::Machineconfig(cmd) => machineconfig::run(cmd, global),
         Command::Validate(args) => validate::run(args, global),
-        Command::Version { client, short } => {
-            if short {
-                println!("Client {}", talos::version::TALOS_VERSION);
-            } else {
-                println!("Client:");
-                println!("\tTag:         {}", talos::version::TALOS_VERSION);
-                println!("\tSHA:         talos-rs-{}", talos::version::PKG_VERSION);
-                println!("\tOS/Arch:     linux/amd64");
-            }
-            if !client {
-                anyhow::bail!("server version needs the API (not in this build yet); use --client");
-            }
-            Ok(())
-        }
+        Command::Version(args) => version::run(args, global),
+        Command::Memory(args) => stats::memory(args, global),
+        Command::Processes(args) => stats::processes(args, global),
+        Command::Mounts => stats::mounts(global),
+        Command::Disks(args) => stats::disks(args, global),
+        Command::Time(args) => stats::time_cmd(args, global),
+        Command::List(args) => files::list(args, global),
+        Command::Read(args) => files::read(args, global),
+        Command::Copy(args) => files::copy(args, global),
+        Command::Usage(args) => files::usage(args, global),
+        Command::Dmesg(args) => logs::dmesg(args, global),
+        Command::Logs(args) => logs::logs(args, global),
+        Command::Events(args) => logs::events(args, global),
+        Command::Service(args) => services::run(args, global),
+        Command::ApplyConfig(args) => apply::run(args, global),
+        Command::Get(args) => get::run(args, global),
     }
 }

@@ -1,4 +1,6 @@
 //! Client side of the Talos API: talosconfig, channels, node fan-out.
 
+pub mod connect;
+pub mod resources;
 pub mod talosconfig;
 pub mod trustd;
