@@ -362,9 +362,18 @@ async fn all_closed(txs: &[mpsc::Sender<Bytes>]) {
 /// gRPC's code for an over-long message is ResourceExhausted (tonic says OutOfRange).
 fn incoming_error(status: Status) -> Status {
     if status.code() == Code::OutOfRange && status.message().contains("too large") {
+        // tonic: "... found N bytes, the limit is: M bytes"; Go: "... (N vs. M)".
+        let numbers: Vec<&str> = status
+            .message()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let detail = match numbers.as_slice() {
+            [found, limit] => format!(" ({found} vs. {limit})"),
+            _ => String::new(),
+        };
         return Status::resource_exhausted(format!(
-            "grpc: received message larger than max: {}",
-            status.message()
+            "grpc: received message larger than max{detail}"
         ));
     }
     status

@@ -271,7 +271,8 @@ pub fn start_apid_in(
 /// A gRPC channel to `addr` over mutual TLS with `id`, verifying the server against `ca_pem`.
 /// Fails when the TLS or HTTP/2 handshake fails.
 pub async fn connect(addr: SocketAddr, ca_pem: &[u8], id: &Identity) -> Result<Channel, String> {
-    let config = talos::auth::tls::client_mtls(ca_pem, &id.crt, &id.key).map_err(|e| e.to_string())?;
+    let config =
+        talos::auth::tls::client_mtls(ca_pem, &id.crt, &id.key).map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
@@ -293,7 +294,8 @@ pub async fn connect(addr: SocketAddr, ca_pem: &[u8], id: &Identity) -> Result<C
 pub fn request<T>(message: T, pairs: &[(&'static str, &str)]) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     for (k, v) in pairs {
-        req.metadata_mut().append(*k, v.parse().expect("metadata value"));
+        req.metadata_mut()
+            .append(*k, v.parse().expect("metadata value"));
     }
     req
 }
