@@ -119,7 +119,10 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     if let Some(nodes) = &o.nodes {
         for n in nodes.split(',') {
             let ip = n.rsplit_once(':').map_or(n, |(h, _)| h);
-            if !ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+            if !ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            {
                 bail!("--nodes must be loopback addresses, got {n}");
             }
         }
@@ -196,9 +199,9 @@ async fn load(o: Options) -> anyhow::Result<()> {
                     Ok(r) => {
                         let r = r.into_inner();
                         r.messages.len() == expected
-                            && r.messages.iter().all(|m| {
-                                m.metadata.as_ref().is_none_or(|md| md.error.is_empty())
-                            })
+                            && r.messages
+                                .iter()
+                                .all(|m| m.metadata.as_ref().is_none_or(|md| md.error.is_empty()))
                     }
                     Err(_) => false,
                 };

@@ -357,4 +357,43 @@ async fn forwarded_calls_are_served_locally() {
         got,
         [(a_self.clone(), "container"), (b_target.clone(), "metal")]
     );
+
+    // Client streaming (EtcdRecover) one-to-many: every node gets the whole upload and answers
+    // (machined here does not implement it: two error entries, no hang).
+    let admin = connect(a.addr, &pki.ca_pem(), &pki.client(&["os:admin"]))
+        .await
+        .expect("connect");
+    let mut admin = MachineServiceClient::new(admin);
+    let chunks: Vec<talos::api::common::Data> = (0..3)
+        .map(|i| talos::api::common::Data {
+            metadata: None,
+            bytes: vec![i; 1000],
+        })
+        .collect();
+    let mut req = tonic::Request::new(tokio_stream::iter(chunks));
+    req.metadata_mut()
+        .insert("nodes", both.parse().expect("value"));
+    let r = tokio::time::timeout(Duration::from_secs(10), admin.etcd_recover(req))
+        .await
+        .expect("no hang")
+        .expect("merged reply")
+        .into_inner();
+    let got: Vec<(String, i32)> = r
+        .messages
+        .iter()
+        .map(|m| {
+            let md = m.metadata.as_ref().expect("metadata");
+            (
+                md.hostname.clone(),
+                md.status.as_ref().map_or(0, |s| s.code),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (a_self, Code::Unimplemented as i32),
+            (b_target, Code::Unimplemented as i32)
+        ]
+    );
 }
