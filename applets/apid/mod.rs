@@ -1,10 +1,322 @@
-//! The `apid` applet. Not built yet: see the issue that delivers it.
+//! The `apid` applet: the Talos API gateway on :50000.
+//!
+//! ```text
+//! talos apid [--listen 0.0.0.0:50000] [--machined-socket PATH] [--pki-dir DIR]
+//!            [--local-address ADDR]... [--rbac=true|false] [--check-ext-key-usage=true|false]
+//!            [--node-timeout 30s] [--pki-poll-interval 5s]
+//! ```
+//!
+//! apid terminates mutual TLS (client certificates from the CAs in `ca.crt`), takes the
+//! caller's roles from its certificate, checks them against the method, and proxies the call
+//! with [`talos::proxy`]: to machined over its unix socket, or to other nodes' apid. It polls
+//! the PKI directory ([`pki`]) and uses changed certificates for new connections. SIGTERM or
+//! SIGINT stops accepting, lets calls in flight finish for a few seconds, and exits 0.
+//!
+//! Once listening it prints `listening on ADDR` on stdout (with the real port when asked for
+//! port 0).
+
+pub mod pki;
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{ArgAction, Parser};
+use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig, ServerTls};
+
+/// machined's API socket on a node.
+pub const DEFAULT_MACHINED_SOCKET: &str = "/system/run/machined/machine.sock";
+/// Where machined puts apid's certificates on a node.
+pub const DEFAULT_PKI_DIR: &str = "/system/secrets/apid";
+/// How long calls in flight may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// apid: the Talos API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "apid", version = talos::version::TALOS_VERSION)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:50000")]
+    pub listen: SocketAddr,
+
+    /// machined's API socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_MACHINED_SOCKET)]
+    pub machined_socket: PathBuf,
+
+    /// Directory with ca.crt, server.crt, server.key and optionally client.crt, client.key.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_PKI_DIR)]
+    pub pki_dir: PathBuf,
+
+    /// An address or name that means this node (besides its interface addresses and
+    /// hostname): a `node`/`nodes` target equal to it is served locally. Repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub local_address: Vec<String>,
+
+    /// Take roles from client certificates (false: every caller has every role, like
+    /// `machine.features.rbac: false`).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub rbac: bool,
+
+    /// Accept only client certificates whose extended key usage is exactly ClientAuth
+    /// (`machine.features.apidCheckExtKeyUsage`).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub check_ext_key_usage: bool,
+
+    /// One-to-many calls: how long each node may take (e.g. 30s, 500ms, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub node_timeout: Duration,
+
+    /// How often to check the PKI directory and the interface addresses for changes.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub pki_poll_interval: Duration,
+}
+
+/// Parses `1h2m3s`, `30s`, `500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m or h)"))?;
+        let (number, tail) = rest.split_at(digits);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 1m"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        };
+        total += Duration::from_secs_f64(value * scale);
+        rest = tail;
+    }
+    Ok(total)
+}
 
 /// Entry point of the `apid` applet.
-pub fn main(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("apid: not available in this build yet");
-    ExitCode::from(1)
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("apid: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve(cli));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// The addresses of this node: the configured ones, the interface addresses, the hostname.
+fn local_addresses(configured: &[String], port: u16) -> LocalAddresses {
+    let mut local = LocalAddresses::new(configured, port);
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            let Some(addr) = ifa.address else { continue };
+            if let Some(v4) = addr.as_sockaddr_in() {
+                local.add(&v4.ip().to_string());
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                local.add(&v6.ip().to_string());
+            }
+        }
+    }
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        local.add(name.trim());
+    }
+    local
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
+    let pki = pki::Pki::new(cli.pki_dir.clone(), cli.check_ext_key_usage);
+    let loaded = pki.load()?;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("listening on {}", cli.listen))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the listening address")?;
+
+    let forwarding = loaded.client.is_some();
+    let backends = Backends::new(&cli.machined_socket, loaded.client);
+    let proxy = Arc::new(Proxy::new(
+        backends,
+        local_addresses(&cli.local_address, bound.port()),
+        ProxyConfig {
+            rbac: cli.rbac,
+            node_timeout: cli.node_timeout,
+        },
+    ));
+    let tls = Arc::new(ServerTls::new(loaded.server));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+
+    tracing::info!(
+        address = %bound,
+        machined = %cli.machined_socket.display(),
+        pki = %cli.pki_dir.display(),
+        rbac = cli.rbac,
+        check_ext_key_usage = cli.check_ext_key_usage,
+        forwarding,
+        "apid listening"
+    );
+    println!("listening on {bound}");
+
+    let watcher = tokio::spawn(watch_changes(
+        pki,
+        loaded.stamp,
+        cli.pki_poll_interval,
+        cli.local_address.clone(),
+        bound.port(),
+        Arc::clone(&tls),
+        Arc::clone(&proxy),
+        shutdown_rx.clone(),
+    ));
+    let server = tokio::spawn(proxy::serve(listener, tls, proxy, shutdown_rx));
+
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!("calls still running after {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+    watcher.abort();
+    Ok(())
+}
+
+/// Polls the PKI files and the node's addresses; applies changes.
+#[allow(clippy::too_many_arguments)]
+async fn watch_changes(
+    pki: pki::Pki,
+    mut stamp: pki::Stamp,
+    interval: Duration,
+    configured: Vec<String>,
+    port: u16,
+    tls: Arc<ServerTls>,
+    proxy: Arc<Proxy>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut failed: Option<pki::Stamp> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        proxy.set_local_addresses(local_addresses(&configured, port));
+        let now = pki.stamp();
+        if now == stamp || failed.as_ref() == Some(&now) {
+            continue;
+        }
+        match pki.load() {
+            Ok(loaded) => {
+                tls.set(loaded.server);
+                let forwarding = loaded.client.is_some();
+                proxy.backends().set_client_tls(loaded.client);
+                stamp = loaded.stamp;
+                failed = None;
+                tracing::info!(forwarding, "certificates reloaded");
+            }
+            Err(e) => {
+                // Possibly caught mid-update: keep the old certificates, retry on the next change.
+                tracing::warn!(
+                    "certificates changed but cannot be loaded (keeping the old ones): {e:#}"
+                );
+                failed = Some(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("10").is_ok());
+    }
+
+    #[test]
+    fn flags() {
+        let cli = Cli::try_parse_from(["apid"]).unwrap();
+        assert_eq!(cli.listen, "0.0.0.0:50000".parse().unwrap());
+        assert!(cli.rbac);
+        assert!(cli.check_ext_key_usage);
+        assert_eq!(cli.node_timeout, Duration::from_secs(30));
+        assert_eq!(cli.machined_socket, PathBuf::from(DEFAULT_MACHINED_SOCKET));
+        let cli = Cli::try_parse_from([
+            "apid",
+            "--rbac=false",
+            "--check-ext-key-usage",
+            "false",
+            "--local-address",
+            "10.5.0.2",
+            "--local-address=node-1",
+            "--node-timeout=2s",
+        ])
+        .unwrap();
+        assert!(!cli.rbac);
+        assert!(!cli.check_ext_key_usage);
+        assert_eq!(cli.local_address, ["10.5.0.2", "node-1"]);
+        assert_eq!(cli.node_timeout, Duration::from_secs(2));
+    }
 }
