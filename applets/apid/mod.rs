@@ -3,7 +3,7 @@
 //! ```text
 //! talos apid [--listen 0.0.0.0:50000] [--machined-socket PATH] [--pki-dir DIR]
 //!            [--local-address ADDR]... [--rbac=true|false] [--check-ext-key-usage=true|false]
-//!            [--node-timeout 30s] [--pki-poll-interval 5s]
+//!            [--node-timeout 30s] [--pki-poll-interval 5s] [--cert-ttl 24h] [--cert-san NAME]...
 //! ```
 //!
 //! apid terminates mutual TLS (client certificates from the CAs in `ca.crt`), takes the
@@ -12,9 +12,13 @@
 //! the PKI directory ([`pki`]) and uses changed certificates for new connections. SIGTERM or
 //! SIGINT stops accepting, lets calls in flight finish for a few seconds, and exits 0.
 //!
+//! On control planes the PKI directory also holds the OS CA key `ca.key`: apid then issues its
+//! own server and forwarding certificates ([`issue`]) and renews them at half their lifetime.
+//!
 //! Once listening it prints `listening on ADDR` on stdout (with the real port when asked for
 //! port 0).
 
+pub mod issue;
 pub mod pki;
 
 use std::ffi::OsString;
@@ -73,6 +77,15 @@ pub struct Cli {
     /// How often to check the PKI directory and the interface addresses for changes.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub pki_poll_interval: Duration,
+
+    /// Lifetime of the certificates apid issues itself when the PKI directory has `ca.key`.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub cert_ttl: Duration,
+
+    /// An extra name or IP address for the self-issued server certificate
+    /// (`machine.certSANs`). Repeatable.
+    #[arg(long, value_name = "NAME_OR_IP")]
+    pub cert_san: Vec<String>,
 }
 
 /// Parses `1h2m3s`, `30s`, `500ms`, `2m`, or a bare number of seconds.
@@ -153,23 +166,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
-/// The addresses of this node: the configured ones, the interface addresses, the hostname.
-fn local_addresses(configured: &[String], port: u16) -> LocalAddresses {
-    let mut local = LocalAddresses::new(configured, port);
+/// The node's hostname, if it has one.
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The names of this node: the configured ones, the interface addresses, the hostname.
+fn node_names(configured: &[String]) -> Vec<String> {
+    let mut names = configured.to_vec();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for ifa in addrs {
             let Some(addr) = ifa.address else { continue };
             if let Some(v4) = addr.as_sockaddr_in() {
-                local.add(&v4.ip().to_string());
+                names.push(v4.ip().to_string());
             } else if let Some(v6) = addr.as_sockaddr_in6() {
-                local.add(&v6.ip().to_string());
+                names.push(v6.ip().to_string());
             }
         }
     }
-    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        local.add(name.trim());
+    names.extend(hostname());
+    names
+}
+
+/// Issues apid's certificates when the node holds the OS CA key and they are due.
+fn refresh_certificates(issuer: &issue::SelfIssuer, names: &[String]) -> anyhow::Result<()> {
+    if issuer.refresh(names, hostname().as_deref())? {
+        tracing::info!("issued new server and client certificates from the OS CA");
     }
-    local
+    Ok(())
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
@@ -177,6 +203,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    let issuer = issue::SelfIssuer::new(cli.pki_dir.clone(), cli.cert_ttl, cli.cert_san.clone());
+    refresh_certificates(&issuer, &node_names(&cli.local_address))?;
     let pki = pki::Pki::new(cli.pki_dir.clone(), cli.check_ext_key_usage);
     let loaded = pki.load()?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
@@ -190,7 +218,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let backends = Backends::new(&cli.machined_socket, loaded.client);
     let proxy = Arc::new(Proxy::new(
         backends,
-        local_addresses(&cli.local_address, bound.port()),
+        LocalAddresses::new(node_names(&cli.local_address), bound.port()),
         ProxyConfig {
             rbac: cli.rbac,
             node_timeout: cli.node_timeout,
@@ -212,6 +240,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 
     let watcher = tokio::spawn(watch_changes(
         pki,
+        issuer,
         loaded.stamp,
         cli.pki_poll_interval,
         cli.local_address.clone(),
@@ -238,6 +267,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 #[allow(clippy::too_many_arguments)]
 async fn watch_changes(
     pki: pki::Pki,
+    issuer: issue::SelfIssuer,
     mut stamp: pki::Stamp,
     interval: Duration,
     configured: Vec<String>,
@@ -252,7 +282,11 @@ async fn watch_changes(
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        proxy.set_local_addresses(local_addresses(&configured, port));
+        let names = node_names(&configured);
+        if let Err(e) = refresh_certificates(&issuer, &names) {
+            tracing::warn!("cannot issue new certificates (keeping the old ones): {e:#}");
+        }
+        proxy.set_local_addresses(LocalAddresses::new(names, port));
         let now = pki.stamp();
         if now == stamp || failed.as_ref() == Some(&now) {
             continue;
@@ -303,6 +337,8 @@ mod tests {
         assert!(cli.check_ext_key_usage);
         assert_eq!(cli.node_timeout, Duration::from_secs(30));
         assert_eq!(cli.machined_socket, PathBuf::from(DEFAULT_MACHINED_SOCKET));
+        assert_eq!(cli.cert_ttl, Duration::from_secs(24 * 3600));
+        assert!(cli.cert_san.is_empty());
         let cli = Cli::try_parse_from([
             "apid",
             "--rbac=false",
@@ -312,11 +348,17 @@ mod tests {
             "10.5.0.2",
             "--local-address=node-1",
             "--node-timeout=2s",
+            "--cert-ttl=4s",
+            "--cert-san",
+            "api.example.org",
+            "--cert-san=10.0.0.9",
         ])
         .unwrap();
         assert!(!cli.rbac);
         assert!(!cli.check_ext_key_usage);
         assert_eq!(cli.local_address, ["10.5.0.2", "node-1"]);
         assert_eq!(cli.node_timeout, Duration::from_secs(2));
+        assert_eq!(cli.cert_ttl, Duration::from_secs(4));
+        assert_eq!(cli.cert_san, ["api.example.org", "10.0.0.9"]);
     }
 }
