@@ -383,23 +383,6 @@ fn flags_shape_the_config() {
 #[test]
 fn older_contract_drops_newer_defaults() {
     let dir = tempfile::tempdir().expect("tempdir");
-    ok(&talosctl(
-        &[
-            "gen",
-            "config",
-            "demo",
-            "https://10.5.0.2:6443",
-            "--with-secrets",
-            SECRETS,
-            "--talos-version",
-            "v1.5",
-            "-t",
-            "controlplane",
-            "-o",
-            "-",
-        ],
-        dir.path(),
-    ));
     let out = talosctl(
         &[
             "gen",

@@ -172,8 +172,7 @@ pub fn validate_endpoint(endpoint: &str) -> Result<(), GenerateError> {
             "the control plane endpoint URL should have scheme https://\ntry: {suggestion:?}"
         )));
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = split_host_port(authority);
+    let (host, port) = split_host_port(authority(rest));
     if host.is_empty() {
         return Err(GenerateError::Endpoint(format!(
             "error validating the cluster endpoint URL: {endpoint:?} has no host"
@@ -204,14 +203,18 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The `https://host:port` form of a possibly incomplete endpoint, for error hints.
-fn suggest_endpoint(endpoint: &str) -> String {
+/// The authority (`host:port`) of an endpoint URL, or of a bare `host[:port]`.
+fn authority(endpoint: &str) -> &str {
     let rest = endpoint
         .split_once("://")
         .map(|(_, r)| r)
         .unwrap_or(endpoint);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = split_host_port(authority);
+    rest.split(['/', '?', '#']).next().unwrap_or_default()
+}
+
+/// The `https://host:port` form of a possibly incomplete endpoint, for error hints.
+fn suggest_endpoint(endpoint: &str) -> String {
+    let (host, port) = split_host_port(authority(endpoint));
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -225,11 +228,7 @@ fn suggest_endpoint(endpoint: &str) -> String {
 
 /// The host part of the endpoint URL (without brackets), as Go's `url.Hostname()`.
 fn endpoint_hostname(endpoint: &str) -> String {
-    let rest = endpoint
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(endpoint);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority(endpoint);
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     split_host_port(authority).0.to_string()
 }
