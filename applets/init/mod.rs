@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod maintenance;
+pub mod runtime;
 pub mod services;
 
 use std::ffi::OsString;

@@ -13,6 +13,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{called, files, shutting_down, stream_channel, sys_status, Machined};
+use crate::init::runtime::{ApplyRequest, PowerControl, PowerRequest, ServiceControl};
 
 /// The gRPC service name, for messages.
 const SERVICE: &str = "machine.MachineService";
@@ -26,6 +27,20 @@ impl MachineApi {
     /// Handlers over `state`.
     pub fn new(state: Arc<Machined>) -> Self {
         MachineApi { state }
+    }
+
+    fn service_control(&self) -> Result<&Arc<dyn ServiceControl>, Status> {
+        self.state.service_control.as_ref().ok_or_else(|| {
+            Status::unimplemented("services cannot be started or stopped: machined runs without a supervisor (--api-only)")
+        })
+    }
+
+    fn power(&self) -> Result<&Arc<dyn PowerControl>, Status> {
+        self.state.power.as_ref().ok_or_else(|| {
+            Status::unimplemented(
+                "machine.MachineService/Reboot, Shutdown and Reset are not available: machined runs without a sequencer (--api-only)",
+            )
+        })
     }
 }
 
@@ -616,6 +631,61 @@ machine_service! {
             Ok(Response::new(stream))
         }
 
+        async fn service_start(&self, request: Request<pb::ServiceStartRequest>) -> Result<Response<pb::ServiceStartResponse>, Status> {
+            called(&request, "ServiceStart");
+            let id = request.into_inner().id;
+            let resp = self.service_control()?.start(&id).await?;
+            Ok(Response::new(pb::ServiceStartResponse { messages: vec![pb::ServiceStart { metadata: None, resp }] }))
+        }
+
+        async fn service_stop(&self, request: Request<pb::ServiceStopRequest>) -> Result<Response<pb::ServiceStopResponse>, Status> {
+            called(&request, "ServiceStop");
+            let id = request.into_inner().id;
+            let resp = self.service_control()?.stop(&id).await?;
+            Ok(Response::new(pb::ServiceStopResponse { messages: vec![pb::ServiceStop { metadata: None, resp }] }))
+        }
+
+        async fn service_restart(&self, request: Request<pb::ServiceRestartRequest>) -> Result<Response<pb::ServiceRestartResponse>, Status> {
+            called(&request, "ServiceRestart");
+            let id = request.into_inner().id;
+            let resp = self.service_control()?.restart(&id).await?;
+            Ok(Response::new(pb::ServiceRestartResponse { messages: vec![pb::ServiceRestart { metadata: None, resp }] }))
+        }
+
+        async fn reboot(&self, request: Request<pb::RebootRequest>) -> Result<Response<pb::RebootResponse>, Status> {
+            called(&request, "Reboot");
+            let powercycle = request.into_inner().mode() == pb::reboot_request::Mode::Powercycle;
+            let actor_id = self.power()?.request(PowerRequest::Reboot { powercycle })?;
+            Ok(Response::new(pb::RebootResponse { messages: vec![pb::Reboot { metadata: None, actor_id }] }))
+        }
+
+        async fn shutdown(&self, request: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+            called(&request, "Shutdown");
+            let force = request.into_inner().force;
+            let actor_id = self.power()?.request(PowerRequest::Shutdown { force })?;
+            Ok(Response::new(pb::ShutdownResponse { messages: vec![pb::Shutdown { metadata: None, actor_id }] }))
+        }
+
+        async fn reset(&self, request: Request<pb::ResetRequest>) -> Result<Response<pb::ResetResponse>, Status> {
+            called(&request, "Reset");
+            let req = request.into_inner();
+            let system_labels = req.system_partitions_to_wipe.iter().map(|p| p.label.clone()).collect();
+            let actor_id = self.power()?.request(PowerRequest::Reset { graceful: req.graceful, reboot: req.reboot, system_labels })?;
+            Ok(Response::new(pb::ResetResponse { messages: vec![pb::Reset { metadata: None, actor_id }] }))
+        }
+
+        async fn apply_configuration(&self, request: Request<pb::ApplyConfigurationRequest>) -> Result<Response<pb::ApplyConfigurationResponse>, Status> {
+            called(&request, "ApplyConfiguration");
+            let req = request.into_inner();
+            let mode = req.mode();
+            let try_timeout = req.try_mode_timeout.and_then(|d| std::time::Duration::try_from(d).ok());
+            let control = self.state.config_control.as_ref().ok_or_else(|| Status::unimplemented("ApplyConfiguration is not available: machined runs without a sequencer (--api-only)"))?;
+            let outcome = control.apply(ApplyRequest { data: req.data, mode, dry_run: req.dry_run, try_timeout }).await?;
+            Ok(Response::new(pb::ApplyConfigurationResponse {
+                messages: vec![pb::ApplyConfiguration { metadata: None, warnings: outcome.warnings, mode: outcome.mode as i32, mode_details: outcome.mode_details }],
+            }))
+        }
+
         async fn service_list(&self, request: Request<()>) -> Result<Response<pb::ServiceListResponse>, Status> {
             called(&request, "ServiceList");
             Ok(Response::new(pb::ServiceListResponse {
@@ -624,7 +694,6 @@ machine_service! {
         }
     }
     unimplemented {
-        apply_configuration = "ApplyConfiguration" (pb::ApplyConfigurationRequest) -> pb::ApplyConfigurationResponse;
         bootstrap = "Bootstrap" (pb::BootstrapRequest) -> pb::BootstrapResponse;
         containers = "Containers" (pb::ContainersRequest) -> pb::ContainersResponse;
         etcd_member_list = "EtcdMemberList" (pb::EtcdMemberListRequest) -> pb::EtcdMemberListResponse;
@@ -639,14 +708,8 @@ machine_service! {
         etcd_status = "EtcdStatus" (()) -> pb::EtcdStatusResponse;
         generate_configuration = "GenerateConfiguration" (pb::GenerateConfigurationRequest) -> pb::GenerateConfigurationResponse;
         kubeconfig = "Kubeconfig" (()) -> BoxStream<common::Data>;
-        reboot = "Reboot" (pb::RebootRequest) -> pb::RebootResponse;
         restart = "Restart" (pb::RestartRequest) -> pb::RestartResponse;
         rollback = "Rollback" (pb::RollbackRequest) -> pb::RollbackResponse;
-        reset = "Reset" (pb::ResetRequest) -> pb::ResetResponse;
-        service_restart = "ServiceRestart" (pb::ServiceRestartRequest) -> pb::ServiceRestartResponse;
-        service_start = "ServiceStart" (pb::ServiceStartRequest) -> pb::ServiceStartResponse;
-        service_stop = "ServiceStop" (pb::ServiceStopRequest) -> pb::ServiceStopResponse;
-        shutdown = "Shutdown" (pb::ShutdownRequest) -> pb::ShutdownResponse;
         stats = "Stats" (pb::StatsRequest) -> pb::StatsResponse;
         upgrade = "Upgrade" (pb::UpgradeRequest) -> pb::UpgradeResponse;
         generate_client_configuration = "GenerateClientConfiguration" (pb::GenerateClientConfigurationRequest) -> pb::GenerateClientConfigurationResponse;

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Status};
 
+use super::runtime::{ConfigControl, PowerControl, ServiceControl};
 use super::services::ServiceSource;
 
 /// The platform machined reports in `Version` (`talosctl version` shows it).
@@ -55,6 +56,12 @@ pub struct Machined {
     pub kmsg_path: PathBuf,
     /// Turns true when the server shuts down; long-running streams end then.
     pub shutdown: watch::Receiver<bool>,
+    /// `ServiceStart/Stop/Restart` (none in `--api-only` mode: those RPCs fail).
+    pub service_control: Option<Arc<dyn ServiceControl>>,
+    /// `Reboot`, `Shutdown`, `Reset`.
+    pub power: Option<Arc<dyn PowerControl>>,
+    /// `ApplyConfiguration`.
+    pub config_control: Option<Arc<dyn ConfigControl>>,
 }
 
 impl Machined {
@@ -75,6 +82,9 @@ impl Machined {
             sys_root: PathBuf::from("/sys"),
             kmsg_path: PathBuf::from(talos::sys::kmsg::KMSG_PATH),
             shutdown,
+            service_control: None,
+            power: None,
+            config_control: None,
         }
     }
 }
