@@ -10,12 +10,18 @@
 //! | [`kmsg`] | `/dev/kmsg` records (the kernel log) |
 //! | [`blockdev`] | `/sys/block` (disk inventory) |
 //! | [`fs`] | `statfs(2)`, `uname(2)` host name, Go-compatible file mode bits |
+//! | [`reaper`] | `waitpid(2)`: the one reaper of child processes |
+//! | [`spawn`] | `pre_exec` hooks: session, namespaces, cgroup, credentials, capabilities |
+//! | [`cgroup`] | cgroup v2 groups, limits, membership |
 
 pub mod blockdev;
+pub mod cgroup;
 pub mod fs;
 pub mod kmsg;
 pub mod process;
 pub mod procfs;
+pub mod reaper;
+pub mod spawn;
 
 use std::path::{Path, PathBuf};
 
