@@ -15,6 +15,7 @@ pub mod api;
 pub mod maintenance;
 pub mod runtime;
 pub mod services;
+pub mod supervisor;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

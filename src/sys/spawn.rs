@@ -376,8 +376,7 @@ mod tests {
         };
         let err = opts
             .apply(&mut Command::new("/bin/true"))
-            .err()
-            .expect("error");
+            .expect_err("error");
         assert!(
             err.to_string().contains("/nonexistent/cgroup/cgroup.procs"),
             "{err}"
