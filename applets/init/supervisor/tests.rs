@@ -599,3 +599,161 @@ async fn real_apid_is_supervised_and_answers_again_after_kill_9() {
     sup.stop_all().await;
     assert_eq!(sup.state("apid").map(|s| s.0), Some(State::Finished));
 }
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_after_the_timeout() {
+    let (sup, _logs, _events) = supervisor();
+    let mut spec = sh(
+        "stubborn",
+        "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+    );
+    if let Runner::Process(p) = &mut spec.runner {
+        p.stop_timeout = Duration::from_millis(300);
+    }
+    sup.register(spec);
+    sup.start("stubborn").await.expect("start");
+    eventually("running", || sup.pid("stubborn").is_some()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = ServiceControl::restart(&sup, "stubborn")
+        .await
+        .expect("restart");
+    assert_eq!(resp, r#"Service "stubborn" restarted"#);
+    let got = messages(&sup, "stubborn");
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("Stopping: Sending SIGKILL to Process([")),
+        "{got:?}"
+    );
+    // Restarted: a second Starting after the first Finished.
+    let finished = got
+        .iter()
+        .position(|m| m == "Finished: Service finished successfully");
+    let restarted = got.iter().rposition(|m| m == "Starting: Starting service");
+    assert!(finished.is_some() && restarted > finished, "{got:?}");
+    sup.stop_all().await;
+}
+
+/// A cgroup for one test, killed and removed on drop.
+struct TestCgroup(talos::sys::cgroup::Cgroup);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = self.0.kill_all(20);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = self.0.remove();
+    }
+}
+
+#[tokio::test]
+async fn root_apid_runs_unprivileged_in_its_cgroup_and_namespaces() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIPPED (needs root): root_apid_runs_unprivileged_in_its_cgroup_and_namespaces");
+        return;
+    }
+    let Some(bin) = talos_binary() else {
+        println!("SKIPPED (talos binary not built; run `cargo build` first): root_apid");
+        return;
+    };
+    let Some(root) = talos::sys::cgroup::detect_root(Path::new("/sys/fs/cgroup")) else {
+        println!("SKIPPED (no cgroup2 hierarchy): root_apid");
+        return;
+    };
+    let group = TestCgroup(
+        talos::sys::cgroup::Cgroup::create(
+            &root,
+            &format!("talos-sup-test-{}", std::process::id()),
+        )
+        .expect("test cgroup"),
+    );
+    Reaper::become_subreaper().expect("subreaper");
+    let logs = Arc::new(LogBuffers::default());
+    let sup = Supervisor::new(
+        Arc::clone(&logs),
+        Arc::new(EventBus::default()),
+        SupervisorOptions {
+            cgroup_root: Some(group.0.path()),
+            condition_poll: Duration::from_millis(50),
+        },
+    )
+    .expect("supervisor");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // uid 50 must be able to reach the PKI and the socket inside the temp dir.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = dir.path().join("run/machine.sock");
+    let port = free_port();
+    let mut params = super::node::NodeParams::new(&bin);
+    params.machined_socket = socket.clone();
+    params.apid_pki_dir = dir.path().join("apid");
+    params.apid_listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    params.unprivileged = true;
+    params.namespaces = true;
+    params.cgroups = true;
+    let pki = write_pki(&params.apid_pki_dir);
+    let mut machined = ServiceSpec::new(
+        "machined",
+        Runner::Process(ProcessSpec::new(
+            &bin,
+            &[
+                "machined",
+                "--api-only",
+                "--socket",
+                &socket.display().to_string(),
+            ],
+        )),
+    );
+    machined.health = Some(fast_health(Probe::Unix(socket.clone())));
+    let mut apid = super::node::apid(&params);
+    apid.depends_on = vec!["machined".into()];
+    apid.health = Some(HealthCheck {
+        probe: apid.health.as_ref().expect("health").probe.clone(),
+        ..fast_health(ok_probe())
+    });
+    sup.register(machined);
+    sup.register(apid);
+    sup.start("machined").await.expect("start");
+    sup.start("apid").await.expect("start");
+    if let Err(e) = sup.wait_up(&["apid".into()], Duration::from_secs(30)).await {
+        panic!(
+            "{e}\n{:?}\n{}",
+            messages(&sup, "apid"),
+            log_text(&logs, "apid")
+        );
+    }
+    let pid = sup.pid("apid").expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(status.contains("\nUid:\t50\t50\t50\t50\n"), "{status}");
+    assert!(status.contains("\nGid:\t50\t50\t50\t50\n"), "{status}");
+    assert!(status.contains("\nNoNewPrivs:\t1\n"), "{status}");
+    assert!(status.contains("\nCapBnd:\t0000000000000000\n"), "{status}");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(
+        cgroup.contains(&format!("0::{}/system/apid\n", group.0.name())),
+        "{cgroup}"
+    );
+    let own_mnt = std::fs::read_link("/proc/self/ns/mnt").expect("ns");
+    let apid_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns");
+    assert_ne!(own_mnt, apid_mnt);
+    // Lowering the OOM score needs CAP_SYS_RESOURCE, which some sandboxes withhold even
+    // from root (the supervisor then goes on without it).
+    let own = std::fs::read_to_string("/proc/self/status").expect("status");
+    let own_caps = talos::sys::spawn::read_capabilities(&own);
+    if own_caps.get("CapEff").is_some_and(|m| m & (1 << 24) != 0) {
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+                .expect("oom")
+                .trim(),
+            "-998"
+        );
+    }
+    let mut answered = Err(String::new());
+    for _ in 0..50 {
+        answered = version_via_apid(&pki, port).await;
+        if answered.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    answered.expect("apid (uid 50) proxies to machined");
+    sup.stop_all().await;
+}
