@@ -458,6 +458,10 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         HealthCheck::tcp(addr).check().await.expect("healthy");
         drop(listener);
+        // A port that was listened on but never connected to (no reset races).
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("closed port");
         let err = HealthCheck::tcp(addr).check().await.expect_err("refused");
         assert_eq!(err, format!("dial tcp {addr}: connect: connection refused"));
     }

@@ -27,10 +27,10 @@ fn supervisor() -> (Supervisor, Arc<LogBuffers>, Arc<EventBus>) {
 }
 
 fn sh(id: &str, script: &str) -> ServiceSpec {
-    let mut spec = ServiceSpec::new(
-        id,
-        Runner::Process(ProcessSpec::new("/bin/sh", &["-c", script])),
-    );
+    let mut process = ProcessSpec::new("/bin/sh", &["-c", script]);
+    // Dies with the test thread, even when a test fails before stopping it.
+    process.spawn.parent_death_signal = Some(libc::SIGKILL);
+    let mut spec = ServiceSpec::new(id, Runner::Process(process));
     spec.back_off = BackOff {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(1),
@@ -540,6 +540,10 @@ async fn real_apid_is_supervised_and_answers_again_after_kill_9() {
         )),
     );
     machined.health = Some(fast_health(Probe::Unix(socket.clone())));
+    if let Runner::Process(p) = &mut machined.runner {
+        // Dies with the test thread, even when the test fails before stop_all.
+        p.spawn.parent_death_signal = Some(libc::SIGKILL);
+    }
     let mut apid = super::node::apid(&params);
     apid.depends_on = vec!["machined".into()];
     apid.back_off.initial = Duration::from_millis(300);
@@ -703,6 +707,10 @@ async fn root_apid_runs_unprivileged_in_its_cgroup_and_namespaces() {
         )),
     );
     machined.health = Some(fast_health(Probe::Unix(socket.clone())));
+    if let Runner::Process(p) = &mut machined.runner {
+        // Dies with the test thread, even when the test fails before stop_all.
+        p.spawn.parent_death_signal = Some(libc::SIGKILL);
+    }
     let mut apid = super::node::apid(&params);
     apid.depends_on = vec!["machined".into()];
     apid.health = Some(HealthCheck {
