@@ -95,10 +95,10 @@ async fn exec_failure_is_reported_and_nothing_is_stolen() {
             .expect_err("no such binary");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     }
-    let (_c, exit) = reaper
-        .spawn(Command::new("/bin/sh").args(["-c", "kill -9 $$"]))
-        .expect("spawn");
-    let status = exit.await.expect("status");
+    let status = reaper
+        .status(Command::new("/bin/sh").args(["-c", "kill -9 $$"]))
+        .await
+        .expect("status");
     assert_eq!(status.to_string(), "signal: killed");
     assert_eq!(status.code(), 137);
 }

@@ -244,6 +244,14 @@ impl Reaper {
         Ok((child, rx))
     }
 
+    /// Runs `command` to completion (the reaper's replacement for `Command::status`, which
+    /// must not be used in a process with a reaper).
+    pub async fn status(&self, command: &mut Command) -> std::io::Result<ExitStatus> {
+        let (_child, exit) = self.spawn(command)?;
+        exit.await
+            .map_err(|_| std::io::Error::other("the child reaper stopped"))
+    }
+
     /// Collects every exited child now (normally done by the reaper thread on SIGCHLD).
     pub fn reap_all(&self) {
         let _exclusive = self

@@ -348,6 +348,11 @@ async fn run_once(
     drop(child);
     inner.set_pid(svc, Some(pid));
     pump_output(inner, id, read);
+    if svc.spec.health.is_some() {
+        // A new process: its health is unknown until checked (so "up" is never stale after a
+        // restart, and the next successful check is recorded again).
+        inner.reset_health(svc);
+    }
     let started = match process.style {
         Style::Process => format!("Process {} started with PID {pid}", process.describe()),
         Style::Container => format!("Started task {id} (PID {pid}) for container {id}"),
