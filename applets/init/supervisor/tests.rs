@@ -241,7 +241,8 @@ async fn failing_health_check_keeps_the_service_down() {
     sup.stop_all().await;
 }
 
-#[tokio::test]
+// machined's runtime is multi-threaded: run like it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_service_is_restarted_with_back_off_and_logs_survive() {
     let (sup, logs, events) = supervisor();
     let mut spec = sh("victim", "echo run $$; exec sleep 30");
@@ -365,7 +366,8 @@ async fn missing_binary_fails_clearly_and_the_supervisor_goes_on() {
     sup.stop_all().await;
 }
 
-#[tokio::test]
+// machined's runtime is multi-threaded: run like it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_all_stops_dependents_first() {
     let (sup, _logs, _events) = supervisor();
     let mut changes = sup.subscribe();
@@ -512,7 +514,8 @@ async fn version_via_apid(pki: &Pki, port: u16) -> Result<String, String> {
     Ok(tag)
 }
 
-#[tokio::test]
+// machined's runtime is multi-threaded: run like it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_apid_is_supervised_and_answers_again_after_kill_9() {
     let Some(bin) = talos_binary() else {
         println!("SKIPPED (talos binary not built; run `cargo build` first): real_apid");
