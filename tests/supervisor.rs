@@ -158,6 +158,7 @@ async fn private_mount_and_ipc_namespaces() {
             mount: true,
             ipc: true,
             uts: true,
+            pid: false,
         },
         ..SpawnOptions::default()
     };
@@ -246,4 +247,68 @@ async fn cgroup_membership_limits_and_kill() {
         assert!(std::time::Instant::now() < deadline, "group not empty");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn pid_namespace_makes_the_service_pid_1() {
+    needs_root!("pid_namespace_makes_the_service_pid_1");
+    use talos::sys::spawn::{spawn_in_pid_namespace, ExecSpec};
+    let reaper = reaper();
+    let options = SpawnOptions {
+        namespaces: Namespaces {
+            mount: true,
+            pid: true,
+            ..Namespaces::default()
+        },
+        setsid: true,
+        ..SpawnOptions::default()
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let exec = ExecSpec {
+        exe: "/bin/sh".into(),
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo pid=$$; ls /proc | grep -c '^[0-9]'; echo env=$MARK".into(),
+        ],
+        env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("MARK".into(), "yes".into()),
+        ],
+    };
+    let (pid, exit) = reaper
+        .spawn_with(|| spawn_in_pid_namespace(&exec, &options, &write, &write))
+        .expect("spawn");
+    drop(write);
+    let mut out = String::new();
+    std::fs::File::from(read)
+        .read_to_string(&mut out)
+        .expect("output");
+    let status = tokio::time::timeout(Duration::from_secs(10), exit)
+        .await
+        .expect("exit in time")
+        .expect("status");
+    assert!(status.success(), "{status}: {out}");
+    assert!(pid > 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"pid=1"), "{out}");
+    // Its own /proc: only the shell and its children.
+    let count: usize = lines
+        .get(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("count");
+    assert!(count <= 3, "{out}");
+    assert_eq!(lines.get(2), Some(&"env=yes"), "{out}");
+
+    // exec failures come back as errors.
+    let missing = ExecSpec {
+        exe: "/nonexistent/binary".into(),
+        argv: vec!["x".into()],
+        env: vec![],
+    };
+    let (_r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let err = reaper
+        .spawn_with(|| spawn_in_pid_namespace(&missing, &options, &w, &w))
+        .expect_err("missing binary");
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 }

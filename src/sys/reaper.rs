@@ -244,6 +244,22 @@ impl Reaper {
         Ok((child, rx))
     }
 
+    /// Spawns with `spawn` (which returns the child's pid, e.g.
+    /// [`super::spawn::spawn_in_pid_namespace`]) and registers the child, with reaping held off
+    /// meanwhile (an `exec` failure's exit is collected afterwards and dropped).
+    pub fn spawn_with(
+        &self,
+        spawn: impl FnOnce() -> std::io::Result<i32>,
+    ) -> std::io::Result<(i32, oneshot::Receiver<ExitStatus>)> {
+        let _shared = self
+            .inner
+            .spawn_lock
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let pid = spawn()?;
+        Ok((pid, self.claim(pid)))
+    }
+
     /// Runs `command` to completion (the reaper's replacement for `Command::status`, which
     /// must not be used in a process with a reaper).
     pub async fn status(&self, command: &mut Command) -> std::io::Result<ExitStatus> {

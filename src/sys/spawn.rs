@@ -6,9 +6,10 @@
 //! fork, so the code that runs in the child only makes system calls: it must not allocate or
 //! take locks (the parent may be multi-threaded).
 //!
-//! A new PID namespace is not offered: `unshare(CLONE_NEWPID)` only moves the *children* of the
-//! caller, so the service itself would have to fork once more and its pid would no longer be
-//! the one the supervisor tracks.
+//! A new PID namespace cannot be had through `std::process::Command` (`unshare(CLONE_NEWPID)`
+//! only moves the caller's *children*), so [`spawn_in_pid_namespace`] forks with
+//! `clone(CLONE_NEWPID)` itself: the service is PID 1 of its namespace, and its host pid is the
+//! one the supervisor tracks and the reaper reports.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, OwnedFd};
@@ -29,6 +30,9 @@ pub struct Namespaces {
     pub ipc: bool,
     /// A private UTS namespace (host name).
     pub uts: bool,
+    /// A private PID namespace (the service is its PID 1; with `mount`, `/proc` is remounted
+    /// so it shows that namespace). Only [`spawn_in_pid_namespace`] honours it.
+    pub pid: bool,
 }
 
 impl Namespaces {
@@ -98,6 +102,9 @@ pub struct SpawnOptions {
 /// Everything the child-side hook needs, prepared before the fork.
 struct Prepared {
     setsid: bool,
+    remount_proc: bool,
+    proc_path: CString,
+    proc_fstype: CString,
     unshare_flags: libc::c_int,
     mount_ns: bool,
     cgroup_procs: Option<OwnedFd>,
@@ -132,6 +139,9 @@ impl SpawnOptions {
         let cgroup_procs = self.cgroup.as_deref().map(open_cgroup_procs).transpose()?;
         Ok(Prepared {
             setsid: self.setsid,
+            remount_proc: self.namespaces.pid && self.namespaces.mount,
+            proc_path: c"/proc".to_owned(),
+            proc_fstype: c"proc".to_owned(),
             unshare_flags: self.namespaces.flags(),
             mount_ns: self.namespaces.mount,
             cgroup_procs,
@@ -226,6 +236,19 @@ fn in_child(p: &Prepared) -> std::io::Result<()> {
                 )
             })?;
         }
+    }
+    if p.remount_proc {
+        // A /proc that shows the new PID namespace (in the private mount namespace only).
+        // SAFETY: valid C strings; null data is allowed.
+        check(unsafe {
+            libc::mount(
+                p.proc_fstype.as_ptr(),
+                p.proc_path.as_ptr(),
+                p.proc_fstype.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            )
+        })?;
     }
     if let Some(keep) = p.keep_caps {
         for cap in 0..64u32 {
@@ -322,6 +345,141 @@ fn in_child(p: &Prepared) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What [`spawn_in_pid_namespace`] runs.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// The executable.
+    pub exe: PathBuf,
+    /// The whole argv, `argv[0]` included.
+    pub argv: Vec<String>,
+    /// The whole environment.
+    pub env: Vec<(String, String)>,
+}
+
+fn cstring(what: &str, s: &[u8]) -> std::io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
+}
+
+/// Forks `exec` as PID 1 of a new PID namespace (plus the other namespaces and hooks of
+/// `options`), with `stdout`/`stderr` as its output and /dev/null as its input. Returns the
+/// child's pid as seen here, once `exec` succeeded; an `exec` failure is returned as the
+/// error (the failed child is collected by the reaper and kept as an unclaimed exit until it
+/// expires). Call it through [`super::reaper::Reaper::spawn_with`].
+pub fn spawn_in_pid_namespace(
+    exec: &ExecSpec,
+    options: &SpawnOptions,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+) -> std::io::Result<i32> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let prepared = options
+        .prepare()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let exe = cstring("executable path", exec.exe.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = exec
+        .argv
+        .iter()
+        .map(|a| cstring("argument", a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = exec
+        .env
+        .iter()
+        .map(|(k, v)| cstring("environment", format!("{k}={v}").as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let devnull = std::fs::File::open("/dev/null")?;
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    let flags = (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: a clone without CLONE_VM and with a null stack behaves like fork: the child
+    // gets a copy of this address space and runs only `child_after_clone`, which makes
+    // system calls on data prepared above and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        child_after_clone(
+            &prepared,
+            &exe,
+            &argv_ptrs,
+            &envp_ptrs,
+            [devnull.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+            err_write.as_raw_fd(),
+        );
+    }
+    drop(err_write);
+    let pid = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    // The child closes its copy of the pipe on a successful exec (CLOEXEC) or writes errno.
+    let mut errno = [0u8; 4];
+    let mut file = std::fs::File::from(err_read);
+    let mut got = 0;
+    while got < errno.len() {
+        match std::io::Read::read(&mut file, &mut errno[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == errno.len() {
+        return Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    }
+    Ok(pid)
+}
+
+/// The child side of [`spawn_in_pid_namespace`]: hooks, stdio, exec; reports errno and
+/// exits on any failure.
+fn child_after_clone(
+    p: &Prepared,
+    exe: &CString,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdio: [libc::c_int; 3],
+    err_fd: libc::c_int,
+) -> ! {
+    let fail = |err: std::io::Error| -> ! {
+        let code = err.raw_os_error().unwrap_or(libc::EINVAL).to_ne_bytes();
+        // SAFETY: writes 4 bytes from a live array, then exits without running destructors.
+        unsafe {
+            libc::write(err_fd, code.as_ptr().cast(), code.len());
+            libc::_exit(127)
+        }
+    };
+    // SAFETY: resetting signal state inherited from the parent (Rust ignores SIGPIPE) with
+    // plain system calls on a zeroed sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    for (target, fd) in stdio.into_iter().enumerate() {
+        // dup2 clears CLOEXEC on the copy.
+        // SAFETY: both are open descriptors (target is 0, 1 or 2).
+        if unsafe { libc::dup2(fd, target as libc::c_int) } < 0 {
+            fail(std::io::Error::last_os_error());
+        }
+    }
+    if let Err(e) = in_child(p) {
+        fail(e);
+    }
+    // SAFETY: exe, argv and envp are NUL-terminated strings and null-terminated arrays that
+    // live until exec replaces the process.
+    unsafe {
+        libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    fail(std::io::Error::last_os_error())
+}
+
 /// Reads the capability sets of `/proc/<pid>/status` (`CapBnd`, `CapEff`, ...) as masks.
 pub fn read_capabilities(status: &str) -> std::collections::BTreeMap<String, u64> {
     status
@@ -348,6 +506,7 @@ mod tests {
             mount: true,
             ipc: true,
             uts: true,
+            pid: true,
         };
         assert_eq!(
             all.flags(),

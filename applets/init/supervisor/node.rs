@@ -56,7 +56,8 @@ pub struct NodeParams {
     /// directories are handed to those users and machined's socket is opened to apid's
     /// group in the pre step.
     pub unprivileged: bool,
-    /// Give apid and trustd private mount and IPC namespaces (needs root).
+    /// Give apid and trustd private mount, IPC and PID namespaces (needs root), as Talos's
+    /// containers have.
     pub namespaces: bool,
     /// Put services in `/system/<id>` cgroups (the supervisor needs a cgroup root too).
     pub cgroups: bool,
@@ -108,6 +109,7 @@ fn system_spawn(params: &NodeParams, uid: u32) -> SpawnOptions {
             mount: params.namespaces,
             ipc: params.namespaces,
             uts: false,
+            pid: params.namespaces,
         },
         cgroup: None,
         uid: params.unprivileged.then_some(uid),

@@ -302,6 +302,34 @@ fn build(process: &ProcessSpec, cgroup: Option<&Cgroup>) -> Result<(Command, Own
     Ok((command, read))
 }
 
+/// Starts the process as PID 1 of its own PID namespace (not possible through `Command`).
+fn spawn_pid_namespace(
+    inner: &Inner,
+    process: &ProcessSpec,
+    cgroup: Option<&Cgroup>,
+) -> Result<(i32, tokio::sync::oneshot::Receiver<ExitStatus>, OwnedFd), String> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("error building command: pipe: {e}"))?;
+    let mut env = vec![("PATH".to_string(), SERVICE_PATH.to_string())];
+    env.extend(process.env.iter().cloned());
+    let exec = talos::sys::spawn::ExecSpec {
+        exe: process.exe.clone(),
+        argv: process.argv(),
+        env,
+    };
+    let mut options = process.spawn.clone();
+    if let Some(group) = cgroup {
+        options.cgroup = Some(group.path());
+    }
+    let spawned = inner
+        .reaper
+        .spawn_with(|| talos::sys::spawn::spawn_in_pid_namespace(&exec, &options, &write, &write));
+    // Close our write end: EOF then means every writer is gone.
+    drop(write);
+    let (pid, exit) = spawned.map_err(|e| start_error(&process.exe, &e))?;
+    Ok((pid, exit, read))
+}
+
 /// Copies the process's output into the service's log buffer until every writer is gone.
 fn pump_output(inner: &Inner, id: &str, read: OwnedFd) {
     let buffer = inner.logs.buffer(id);
@@ -339,13 +367,17 @@ async fn run_once(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<RunEnd, String> {
     let id = &svc.spec.id;
-    let (mut command, read) = build(process, cgroup)?;
-    let spawned = inner.reaper.spawn(&mut command);
-    // Close our copies of the pipe's write end: EOF then means every writer is gone.
-    drop(command);
-    let (child, exit) = spawned.map_err(|e| start_error(&process.exe, &e))?;
-    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    drop(child);
+    let (pid, exit, read) = if process.spawn.namespaces.pid {
+        spawn_pid_namespace(inner, process, cgroup)?
+    } else {
+        let (mut command, read) = build(process, cgroup)?;
+        let spawned = inner.reaper.spawn(&mut command);
+        // Close our copies of the pipe's write end: EOF then means every writer is gone.
+        drop(command);
+        let (child, exit) = spawned.map_err(|e| start_error(&process.exe, &e))?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        (pid, exit, read)
+    };
     inner.set_pid(svc, Some(pid));
     pump_output(inner, id, read);
     if svc.spec.health.is_some() {

@@ -745,6 +745,12 @@ async fn root_apid_runs_unprivileged_in_its_cgroup_and_namespaces() {
     let own_mnt = std::fs::read_link("/proc/self/ns/mnt").expect("ns");
     let apid_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).expect("ns");
     assert_ne!(own_mnt, apid_mnt);
+    // PID 1 of its own PID namespace, like a Talos container.
+    let nspid = status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .expect("NSpid");
+    assert!(nspid.ends_with("\t1"), "{nspid}");
     // Lowering the OOM score needs CAP_SYS_RESOURCE, which some sandboxes withhold even
     // from root (the supervisor then goes on without it).
     let own = std::fs::read_to_string("/proc/self/status").expect("status");
