@@ -121,7 +121,7 @@ impl Context {
     }
 
     fn check(&self, resource_type: &str) -> Result<(), ControllerError> {
-        if self.outputs.iter().any(|t| *t == resource_type) {
+        if self.outputs.contains(&resource_type) {
             Ok(())
         } else {
             Err(ControllerError::NotAnOutput {
