@@ -59,9 +59,6 @@ pub fn start(runtime: &mut Runtime, env: &Env, node_id: &str) {
 /// ready) and the `machined` service. Returns the controller runtime (stop it on shutdown).
 pub fn start_api_only(state: &State, platform: &str, state_dir: Option<&Path>) -> Runtime {
     use crate::init::runtime::{MachineStage, NodeObserver as _};
-    let mut runtime = Runtime::new(state.clone());
-    let node_id = observer::load_or_create_node_id(state_dir);
-    start(&mut runtime, &Env::new(platform), &node_id);
     let obs = observer::ResourceObserver::new(state.clone());
     if let Some(path) = state_dir
         .map(|d| d.join("config.yaml"))
@@ -82,6 +79,10 @@ pub fn start_api_only(state: &State, platform: &str, state_dir: Option<&Path>) -
     if let Err(e) = publish_service(state, "machined", true, true, false) {
         tracing::warn!("publishing the machined service resource: {e}");
     }
+    // Started after the config is in, so their first outputs already follow it.
+    let mut runtime = Runtime::new(state.clone());
+    let node_id = observer::load_or_create_node_id(state_dir);
+    start(&mut runtime, &Env::new(platform), &node_id);
     runtime
 }
 
