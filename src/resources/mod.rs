@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod controller;
 pub mod meta;
+pub mod proto;
 pub mod registry;
 pub mod specs;
 pub mod state;
@@ -72,6 +73,24 @@ macro_rules! resource_spec {
 
             fn from_yaml(yaml: &str) -> Result<Self, $crate::resources::StateError> {
                 $crate::resources::parse_yaml(yaml)
+            }
+        }
+    };
+    ($ty:ty, $type_name:expr, $namespace:expr, proto) => {
+        impl $crate::resources::ResourceSpec for $ty {
+            const TYPE: &'static str = $type_name;
+            const NAMESPACE: &'static str = $namespace;
+
+            fn to_yaml(&self) -> Result<String, $crate::resources::StateError> {
+                $crate::resources::yaml_of(self)
+            }
+
+            fn from_yaml(yaml: &str) -> Result<Self, $crate::resources::StateError> {
+                $crate::resources::parse_yaml(yaml)
+            }
+
+            fn to_proto(&self) -> Vec<u8> {
+                self.proto()
             }
         }
     };

@@ -22,6 +22,10 @@ impl ResourceSpec for MachineConfigSpec {
     fn from_yaml(yaml: &str) -> Result<Self, StateError> {
         Ok(MachineConfigSpec(yaml.to_string()))
     }
+
+    fn to_proto(&self) -> Vec<u8> {
+        self.proto()
+    }
 }
 
 /// Id of the active machine config.
@@ -32,7 +36,12 @@ pub const MACHINE_CONFIG_ID: &str = "v1alpha1";
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MachineTypeSpec(pub String);
-resource_spec!(MachineTypeSpec, "MachineTypes.config.talos.dev", "config");
+resource_spec!(
+    MachineTypeSpec,
+    "MachineTypes.config.talos.dev",
+    "config",
+    proto
+);
 
 /// Id of the machine type.
 pub const MACHINE_TYPE_ID: &str = "machine-type";
@@ -76,7 +85,8 @@ impl Default for MachineStatusSpec {
 resource_spec!(
     MachineStatusSpec,
     "MachineStatuses.runtime.talos.dev",
-    "runtime"
+    "runtime",
+    proto
 );
 
 /// Id of the machine status.
@@ -92,7 +102,7 @@ pub struct ServiceSpec {
     /// Health is not known (no check, or not run yet).
     pub unknown: bool,
 }
-resource_spec!(ServiceSpec, "Services.v1alpha1.talos.dev", "runtime");
+resource_spec!(ServiceSpec, "Services.v1alpha1.talos.dev", "runtime", proto);
 
 /// `HostnameStatuses.net.talos.dev` (`hostname`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,7 +115,8 @@ pub struct HostnameStatusSpec {
 resource_spec!(
     HostnameStatusSpec,
     "HostnameStatuses.net.talos.dev",
-    "network"
+    "network",
+    proto
 );
 
 impl HostnameStatusSpec {
@@ -134,7 +145,7 @@ pub struct NodenameSpec {
     #[serde(rename = "skipNodeRegistration")]
     pub skip_node_registration: bool,
 }
-resource_spec!(NodenameSpec, "Nodenames.kubernetes.talos.dev", "k8s");
+resource_spec!(NodenameSpec, "Nodenames.kubernetes.talos.dev", "k8s", proto);
 
 /// Id of the node name.
 pub const NODENAME_ID: &str = "nodename";
@@ -170,7 +181,7 @@ pub struct MemberSpec {
     )]
     pub control_plane: Option<ControlPlane>,
 }
-resource_spec!(MemberSpec, "Members.cluster.talos.dev", "cluster");
+resource_spec!(MemberSpec, "Members.cluster.talos.dev", "cluster", proto);
 
 /// `KernelParamStatuses.runtime.talos.dev` (id = sysctl key, e.g. `net.ipv4.ip_forward`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -185,7 +196,8 @@ pub struct KernelParamStatusSpec {
 resource_spec!(
     KernelParamStatusSpec,
     "KernelParamStatuses.runtime.talos.dev",
-    "runtime"
+    "runtime",
+    proto
 );
 
 /// `MountStatuses.runtime.talos.dev` (id = mount name).
@@ -213,7 +225,8 @@ pub struct MountStatusSpec {
 resource_spec!(
     MountStatusSpec,
     "MountStatuses.runtime.talos.dev",
-    "runtime"
+    "runtime",
+    proto
 );
 
 /// `TimeStatuses.v1alpha1.talos.dev` (`node`).
@@ -227,7 +240,12 @@ pub struct TimeStatusSpec {
     #[serde(rename = "syncDisabled")]
     pub sync_disabled: bool,
 }
-resource_spec!(TimeStatusSpec, "TimeStatuses.v1alpha1.talos.dev", "runtime");
+resource_spec!(
+    TimeStatusSpec,
+    "TimeStatuses.v1alpha1.talos.dev",
+    "runtime",
+    proto
+);
 
 /// Id of the time status.
 pub const TIME_STATUS_ID: &str = "node";
