@@ -13,6 +13,7 @@ pub mod events;
 pub mod fsutil;
 pub mod logbuf;
 pub mod proxy;
+pub mod resources;
 pub mod secrets;
 pub mod sys;
 pub mod tls_serve;

@@ -12,6 +12,7 @@
 //! in-memory buffer of service `machined`, which `Logs` serves.
 
 pub mod api;
+pub mod controllers;
 pub mod maintenance;
 pub mod runtime;
 pub mod services;
@@ -160,6 +161,8 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         platform,
         shutdown_rx.clone(),
     ));
+    let controllers =
+        controllers::start_api_only(&state.resources, &cli.platform, cli.state_dir.as_deref());
     tracing::info!(
         socket = %cli.socket.display(),
         state_dir = %cli.state_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
@@ -180,6 +183,7 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),
     }
     let _ = shutdown_tx.send(true);
+    controllers.stop().await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(anyhow::anyhow!("API server task failed: {e}")),
