@@ -340,16 +340,16 @@ async fn run<P: Publisher>(cli: Cli, publisher: P) -> anyhow::Result<()> {
 
     let nl = Netlink::connect().context("opening rtnetlink")?;
     let links = nl.links().await.context("listing links")?;
+    for name in &cli.interfaces {
+        if !links.iter().any(|l| &l.name == name) {
+            anyhow::bail!("--interface {name}: no such link");
+        }
+    }
     for lo in links.iter().filter(|l| l.is_loopback() && !l.is_up()) {
         nl.set_up(lo.index)
             .await
             .with_context(|| format!("bringing {} up", lo.name))?;
         tracing::info!("link {} is up", lo.name);
-    }
-    for name in &cli.interfaces {
-        if !links.iter().any(|l| &l.name == name) {
-            anyhow::bail!("--interface {name}: no such link");
-        }
     }
     let selected: Vec<Link> = select_links(&links, &cli.interfaces, &cli.ignore)
         .into_iter()

@@ -1,0 +1,416 @@
+//! networkd against a DHCP server test double, in two network namespaces of the test's own
+//! joined by a veth pair (root only; the host's interfaces are never touched).
+//!
+//! The server namespace holds the DHCP server (a thread of this test that entered the namespace)
+//! on `10.213.X.1/24`; networkd runs in the client namespace (`ip netns exec … unshare --uts`, so
+//! not even the host name can leak) with `--interface <veth> --no-publish`. Checked: the leased
+//! address, the default route with metric 1024, resolv.conf, a renewal with a short lease, and a
+//! clean exit on SIGTERM that leaves the address in place. Namespaces, the server thread and
+//! networkd are cleaned up by Drop guards even when an assertion fails.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn sh(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A network namespace deleted (with its links) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Self {
+        let _ = sh(&["ip", "netns", "del", &name]);
+        sh(&["ip", "netns", "add", &name]).expect("ip netns add");
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.0]);
+    }
+}
+
+/// A child process terminated (SIGTERM, then SIGKILL) on drop.
+struct Proc(Option<Child>);
+
+impl Proc {
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).ok()?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(3));
+    }
+}
+
+/// What the server double has seen.
+#[derive(Default)]
+struct Counters {
+    discovers: AtomicUsize,
+    requests: AtomicUsize,
+    renewals: AtomicUsize,
+}
+
+/// The DHCP server thread, stopped and joined on drop.
+struct Server {
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct ServerConfig {
+    netns: String,
+    link: String,
+    server: Ipv4Addr,
+    offer: Ipv4Addr,
+    dns: Ipv4Addr,
+    lease_secs: u32,
+}
+
+fn start_server(cfg: ServerConfig) -> Server {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let thread = {
+        let stop = stop.clone();
+        let counters = counters.clone();
+        std::thread::spawn(move || {
+            let sock = match server_socket(&cfg) {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            serve(&sock, &cfg, &stop, &counters);
+        })
+    };
+    match ready_rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("DHCP server double: {e}"),
+        Err(e) => panic!("DHCP server double did not start: {e}"),
+    }
+    Server {
+        stop,
+        counters,
+        thread: Some(thread),
+    }
+}
+
+/// Enters the server namespace (this thread only) and opens 0.0.0.0:67 on the server link.
+fn server_socket(cfg: &ServerConfig) -> Result<UdpSocket, String> {
+    let ns = File::open(Path::new("/var/run/netns").join(&cfg.netns)).map_err(|e| e.to_string())?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| e.to_string())?;
+    socket::setsockopt(&fd, sockopt::Broadcast, &true).map_err(|e| e.to_string())?;
+    socket::setsockopt(
+        &fd,
+        sockopt::BindToDevice,
+        &std::ffi::OsString::from(&cfg.link),
+    )
+    .map_err(|e| e.to_string())?;
+    socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67)),
+    )
+    .map_err(|e| e.to_string())?;
+    let sock = UdpSocket::from(fd);
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    Ok(sock)
+}
+
+fn serve(sock: &UdpSocket, cfg: &ServerConfig, stop: &AtomicBool, counters: &Counters) {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::SeqCst) {
+        let Ok((n, _from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(req) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+            continue;
+        };
+        if req.opcode() != Opcode::BootRequest {
+            continue;
+        }
+        let kind = match req.opts().msg_type() {
+            Some(MessageType::Discover) => {
+                counters.discovers.fetch_add(1, Ordering::SeqCst);
+                MessageType::Offer
+            }
+            Some(MessageType::Request) => {
+                counters.requests.fetch_add(1, Ordering::SeqCst);
+                if req.ciaddr() == cfg.offer {
+                    counters.renewals.fetch_add(1, Ordering::SeqCst);
+                }
+                MessageType::Ack
+            }
+            _ => continue,
+        };
+        let mut reply = Message::new_with_id(
+            req.xid(),
+            Ipv4Addr::UNSPECIFIED,
+            cfg.offer,
+            cfg.server,
+            Ipv4Addr::UNSPECIFIED,
+            &req.chaddr()[..usize::from(req.hlen()).min(16)],
+        );
+        reply.set_opcode(Opcode::BootReply);
+        reply.set_flags(req.flags());
+        let o = reply.opts_mut();
+        o.insert(DhcpOption::MessageType(kind));
+        o.insert(DhcpOption::ServerIdentifier(cfg.server));
+        o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
+        o.insert(DhcpOption::Router(vec![cfg.server]));
+        o.insert(DhcpOption::DomainNameServer(vec![cfg.dns]));
+        o.insert(DhcpOption::DomainName("test.internal".into()));
+        o.insert(DhcpOption::AddressLeaseTime(cfg.lease_secs));
+        let mut out = Vec::new();
+        if reply.encode(&mut Encoder::new(&mut out)).is_err() {
+            continue;
+        }
+        let _ = sock.send_to(&out, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68));
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, log: &Path) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "timed out waiting for {what}; networkd log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn networkd_dhcp_in_namespaces() {
+    if !is_root() {
+        eprintln!("SKIPPED (needs root): networkd_dhcp_in_namespaces");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let sub = u8::try_from(id % 200 + 20).expect("subnet octet");
+    let (ns_s, ns_c) = (format!("tnd-s-{id}"), format!("tnd-c-{id}"));
+    let (veth_s, veth_c) = (format!("tnds{id}"), format!("tndc{id}"));
+    let server_ip = Ipv4Addr::new(10, 213, sub, 1);
+    let offer = Ipv4Addr::new(10, 213, sub, 50);
+    let dns = Ipv4Addr::new(10, 213, sub, 53);
+
+    let s = Netns::new(ns_s.clone());
+    let c = Netns::new(ns_c.clone());
+    sh(&[
+        "ip", "link", "add", &veth_s, "netns", &s.0, "type", "veth", "peer", "name", &veth_c,
+        "netns", &c.0,
+    ])
+    .expect("veth pair");
+    sh(&[
+        "ip",
+        "-n",
+        &s.0,
+        "addr",
+        "add",
+        &format!("{server_ip}/24"),
+        "dev",
+        &veth_s,
+    ])
+    .expect("server address");
+    sh(&["ip", "-n", &s.0, "link", "set", &veth_s, "up"]).expect("server link up");
+    sh(&["ip", "-n", &s.0, "link", "set", "lo", "up"]).expect("server lo up");
+
+    let server = start_server(ServerConfig {
+        netns: s.0.clone(),
+        link: veth_s.clone(),
+        server: server_ip,
+        offer,
+        dns,
+        lease_secs: 8,
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resolv = dir.path().join("resolv.conf");
+    let log: PathBuf = dir.path().join("networkd.log");
+
+    // A link that does not exist is a usage error, reported before anything is changed.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &c.0,
+            env!("CARGO_BIN_EXE_talos"),
+            "networkd",
+        ])
+        .args(["--interface", "nosuch0", "--no-publish", "--resolv-conf"])
+        .arg(&resolv)
+        .output()
+        .expect("run networkd");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--interface nosuch0: no such link"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!resolv.exists(), "resolv.conf written on a usage error");
+
+    let child = Command::new("ip")
+        .args(["netns", "exec", &c.0, "unshare", "--uts"])
+        .arg(env!("CARGO_BIN_EXE_talos"))
+        .args(["networkd", "--interface", &veth_c, "--no-publish"])
+        .args(["--hostname", "testnode", "--resolv-conf"])
+        .arg(&resolv)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start networkd");
+    let mut networkd = Proc(Some(child));
+
+    let cidr = format!("{offer}/24");
+    wait_for(
+        "the leased address",
+        Duration::from_secs(30),
+        || {
+            sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c])
+                .map(|o| o.contains(&cidr))
+                .unwrap_or(false)
+        },
+        &log,
+    );
+    wait_for(
+        "the default route",
+        Duration::from_secs(10),
+        || {
+            sh(&["ip", "-n", &c.0, "-4", "route", "show", "default"])
+                .map(|o| o.contains(&format!("via {server_ip}")) && o.contains("metric 1024"))
+                .unwrap_or(false)
+        },
+        &log,
+    );
+    wait_for(
+        "resolv.conf",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&resolv)
+                .map(|t| {
+                    t.contains(&format!("nameserver {dns}")) && t.contains("search test.internal")
+                })
+                .unwrap_or(false)
+        },
+        &log,
+    );
+    let lo = sh(&["ip", "-n", &c.0, "link", "show", "lo"]).expect("lo");
+    assert!(lo.contains("UP"), "loopback not up: {lo}");
+    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c]).expect("addr");
+    assert!(
+        addr.contains("valid_lft") && !addr.contains("valid_lft forever"),
+        "address without lifetime: {addr}"
+    );
+
+    // Lease 8 s: T1 at 4 s, so a unicast renewal comes soon and is applied.
+    wait_for(
+        "a lease renewal",
+        Duration::from_secs(20),
+        || {
+            server.counters.renewals.load(Ordering::SeqCst) >= 1
+                && std::fs::read_to_string(&log)
+                    .map(|l| l.contains("(renewed)"))
+                    .unwrap_or(false)
+        },
+        &log,
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains(&format!("DHCP ACK on {veth_c}: {offer}/24 gw {server_ip}")),
+        "{text}"
+    );
+    assert!(server.counters.discovers.load(Ordering::SeqCst) >= 1);
+
+    // SIGTERM: a clean exit; the address stays.
+    let status = networkd
+        .terminate(Duration::from_secs(10))
+        .expect("networkd exits on SIGTERM");
+    assert!(
+        status.success(),
+        "networkd exit status {status}; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c]).expect("addr");
+    assert!(addr.contains(&cidr), "address removed on exit: {addr}");
+
+    eprintln!(
+        "networkd log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(server);
+    drop(c);
+    drop(s);
+    assert!(!sh(&["ip", "netns", "list"])
+        .expect("netns list")
+        .contains(&ns_c));
+}
