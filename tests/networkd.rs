@@ -92,11 +92,14 @@ struct Counters {
     discovers: AtomicUsize,
     requests: AtomicUsize,
     renewals: AtomicUsize,
+    naks: AtomicUsize,
 }
 
 /// The DHCP server thread, stopped and joined on drop.
 struct Server {
     stop: Arc<AtomicBool>,
+    /// Answer renewals with NAK.
+    nak: Arc<AtomicBool>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
@@ -121,10 +124,12 @@ struct ServerConfig {
 
 fn start_server(cfg: ServerConfig) -> Server {
     let stop = Arc::new(AtomicBool::new(false));
+    let nak = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let thread = {
         let stop = stop.clone();
+        let nak = nak.clone();
         let counters = counters.clone();
         std::thread::spawn(move || {
             let sock = match server_socket(&cfg) {
@@ -137,7 +142,7 @@ fn start_server(cfg: ServerConfig) -> Server {
                     return;
                 }
             };
-            serve(&sock, &cfg, &stop, &counters);
+            serve(&sock, &cfg, &stop, &nak, &counters);
         })
     };
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
@@ -147,6 +152,7 @@ fn start_server(cfg: ServerConfig) -> Server {
     }
     Server {
         stop,
+        nak,
         counters,
         thread: Some(thread),
     }
@@ -182,7 +188,13 @@ fn server_socket(cfg: &ServerConfig) -> Result<UdpSocket, String> {
     Ok(sock)
 }
 
-fn serve(sock: &UdpSocket, cfg: &ServerConfig, stop: &AtomicBool, counters: &Counters) {
+fn serve(
+    sock: &UdpSocket,
+    cfg: &ServerConfig,
+    stop: &AtomicBool,
+    nak: &AtomicBool,
+    counters: &Counters,
+) {
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
         let Ok((n, _from)) = sock.recv_from(&mut buf) else {
@@ -202,16 +214,28 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stop: &AtomicBool, counters: &Cou
             Some(MessageType::Request) => {
                 counters.requests.fetch_add(1, Ordering::SeqCst);
                 if req.ciaddr() == cfg.offer {
-                    counters.renewals.fetch_add(1, Ordering::SeqCst);
+                    if nak.load(Ordering::SeqCst) {
+                        counters.naks.fetch_add(1, Ordering::SeqCst);
+                        MessageType::Nak
+                    } else {
+                        counters.renewals.fetch_add(1, Ordering::SeqCst);
+                        MessageType::Ack
+                    }
+                } else {
+                    MessageType::Ack
                 }
-                MessageType::Ack
             }
             _ => continue,
+        };
+        let yiaddr = if kind == MessageType::Nak {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            cfg.offer
         };
         let mut reply = Message::new_with_id(
             req.xid(),
             Ipv4Addr::UNSPECIFIED,
-            cfg.offer,
+            yiaddr,
             cfg.server,
             Ipv4Addr::UNSPECIFIED,
             &req.chaddr()[..usize::from(req.hlen()).min(16)],
@@ -232,6 +256,265 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stop: &AtomicBool, counters: &Cou
         }
         let _ = sock.send_to(&out, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68));
     }
+}
+
+/// A COSI State server double on a unix socket: an in-memory store that checks versions the
+/// way an optimistic-concurrency store does (Update must carry the current version).
+mod fake_cosi {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+
+    use talos::api::cosi::resource::state_server::{State, StateServer};
+    use talos::api::cosi::resource::{
+        CreateRequest, CreateResponse, DestroyRequest, DestroyResponse, GetRequest, GetResponse,
+        Resource, UpdateRequest, UpdateResponse,
+    };
+    use tonic::{Request, Response, Status};
+
+    /// (namespace, type, id) → resource.
+    pub type Store = Arc<Mutex<BTreeMap<(String, String, String), Resource>>>;
+
+    #[derive(Default, Clone)]
+    pub struct Fake {
+        pub store: Store,
+        pub calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn key(r: &Resource) -> Result<(String, String, String), Status> {
+        let m = r
+            .metadata
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no metadata"))?;
+        Ok((m.namespace.clone(), m.r#type.clone(), m.id.clone()))
+    }
+
+    #[tonic::async_trait]
+    impl State for Fake {
+        async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+            let r = req.into_inner();
+            let store = self.store.lock().expect("lock");
+            match store.get(&(r.namespace, r.r#type, r.id)) {
+                Some(res) => Ok(Response::new(GetResponse {
+                    resource: Some(res.clone()),
+                })),
+                None => Err(Status::not_found("no such resource")),
+            }
+        }
+
+        async fn create(
+            &self,
+            req: Request<CreateRequest>,
+        ) -> Result<Response<CreateResponse>, Status> {
+            let r = req.into_inner();
+            let mut res = r
+                .resource
+                .ok_or_else(|| Status::invalid_argument("no resource"))?;
+            let k = key(&res)?;
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("create {} {}", k.1, k.2));
+            let mut store = self.store.lock().expect("lock");
+            if store.contains_key(&k) {
+                return Err(Status::already_exists("exists"));
+            }
+            if let Some(m) = res.metadata.as_mut() {
+                m.version = "1".into();
+            }
+            store.insert(k, res.clone());
+            Ok(Response::new(CreateResponse {
+                resource: Some(res),
+            }))
+        }
+
+        async fn update(
+            &self,
+            req: Request<UpdateRequest>,
+        ) -> Result<Response<UpdateResponse>, Status> {
+            let r = req.into_inner();
+            let mut res = r
+                .new_resource
+                .ok_or_else(|| Status::invalid_argument("no resource"))?;
+            let k = key(&res)?;
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("update {} {}", k.1, k.2));
+            let mut store = self.store.lock().expect("lock");
+            let cur = store
+                .get(&k)
+                .ok_or_else(|| Status::not_found("no such resource"))?;
+            let cur_version: u64 = cur
+                .metadata
+                .as_ref()
+                .and_then(|m| m.version.parse().ok())
+                .unwrap_or(0);
+            let sent = res
+                .metadata
+                .as_ref()
+                .map(|m| m.version.clone())
+                .unwrap_or_default();
+            if sent != cur_version.to_string() {
+                return Err(Status::failed_precondition(format!(
+                    "version conflict: have {cur_version}, got {sent}"
+                )));
+            }
+            if let Some(m) = res.metadata.as_mut() {
+                m.version = (cur_version + 1).to_string();
+            }
+            store.insert(k, res.clone());
+            Ok(Response::new(UpdateResponse {
+                resource: Some(res),
+            }))
+        }
+
+        async fn destroy(
+            &self,
+            req: Request<DestroyRequest>,
+        ) -> Result<Response<DestroyResponse>, Status> {
+            let r = req.into_inner();
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("destroy {} {}", r.r#type, r.id));
+            let mut store = self.store.lock().expect("lock");
+            match store.remove(&(r.namespace, r.r#type, r.id)) {
+                Some(_) => Ok(Response::new(DestroyResponse {})),
+                None => Err(Status::not_found("no such resource")),
+            }
+        }
+    }
+
+    /// The server, on its own thread and runtime; stopped on drop.
+    pub struct Running {
+        pub fake: Fake,
+        pub socket: PathBuf,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Running {
+        pub fn start(socket: &Path) -> Self {
+            let fake = Fake::default();
+            let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let svc = StateServer::new(fake.clone());
+            let path = socket.to_path_buf();
+            let thread = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+                    let _ = ready_tx.send(());
+                    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                    let _ = tonic::transport::Server::builder()
+                        .add_service(svc)
+                        .serve_with_incoming_shutdown(incoming, async {
+                            let _ = stop_rx.await;
+                        })
+                        .await;
+                });
+            });
+            ready_rx.recv().expect("fake machined ready");
+            Running {
+                fake,
+                socket: socket.to_path_buf(),
+                stop: Some(stop),
+                thread: Some(thread),
+            }
+        }
+
+        /// yaml_spec of (type, id) in namespace `network`, if present.
+        pub fn spec(&self, kind: &str, id: &str) -> Option<String> {
+            let store = self.fake.store.lock().expect("lock");
+            store
+                .get(&("network".into(), kind.into(), id.into()))
+                .and_then(|r| r.spec.as_ref().map(|s| s.yaml_spec.clone()))
+        }
+
+        pub fn version(&self, kind: &str, id: &str) -> Option<String> {
+            let store = self.fake.store.lock().expect("lock");
+            store
+                .get(&("network".into(), kind.into(), id.into()))
+                .and_then(|r| r.metadata.as_ref().map(|m| m.version.clone()))
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[test]
+fn cosi_publisher_creates_updates_destroys() {
+    use talos::net::publish::{CosiPublisher, Publisher as _};
+    use talos::net::resources::{self, NetResource};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = fake_cosi::Running::start(&dir.path().join("machine.sock"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut p = CosiPublisher::new(server.socket.clone(), "network.DHCPController");
+        let resolvers = |ips: &[Ipv4Addr]| resources::resolver_status(ips).expect("resolvers");
+        let host: NetResource = resources::hostname_status("node1").expect("hostname");
+        p.sync(&[resolvers(&[Ipv4Addr::new(1, 1, 1, 1)]), host.clone()])
+            .await
+            .expect("first sync");
+        assert_eq!(
+            server
+                .version(resources::RESOLVER_STATUS_TYPE, "resolvers")
+                .as_deref(),
+            Some("1")
+        );
+        // Unchanged: no calls. Changed: an update with the current version.
+        p.sync(&[resolvers(&[Ipv4Addr::new(1, 1, 1, 1)]), host.clone()])
+            .await
+            .expect("same again");
+        p.sync(&[resolvers(&[Ipv4Addr::new(10, 0, 0, 53)]), host.clone()])
+            .await
+            .expect("changed");
+        let yaml = server
+            .spec(resources::RESOLVER_STATUS_TYPE, "resolvers")
+            .expect("resolvers published");
+        assert!(yaml.contains("10.0.0.53"), "{yaml}");
+        assert_eq!(
+            server
+                .version(resources::RESOLVER_STATUS_TYPE, "resolvers")
+                .as_deref(),
+            Some("2")
+        );
+        // Gone: destroyed.
+        p.sync(&[host.clone()]).await.expect("removal");
+        assert!(server
+            .spec(resources::RESOLVER_STATUS_TYPE, "resolvers")
+            .is_none());
+        assert!(server
+            .spec(resources::HOSTNAME_STATUS_TYPE, "hostname")
+            .is_some());
+    });
+    let calls = server.fake.calls.lock().expect("lock").clone();
+    assert_eq!(
+        calls,
+        vec![
+            "create ResolverStatuses.net.talos.dev resolvers",
+            "create HostnameStatuses.net.talos.dev hostname",
+            "update ResolverStatuses.net.talos.dev resolvers",
+            "destroy ResolverStatuses.net.talos.dev resolvers",
+        ]
+    );
 }
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, log: &Path) {
@@ -293,6 +576,7 @@ fn networkd_dhcp_in_namespaces() {
     });
 
     let dir = tempfile::tempdir().expect("tempdir");
+    let machined = fake_cosi::Running::start(&dir.path().join("machine.sock"));
     let resolv = dir.path().join("resolv.conf");
     let log: PathBuf = dir.path().join("networkd.log");
 
@@ -320,7 +604,8 @@ fn networkd_dhcp_in_namespaces() {
     let child = Command::new("ip")
         .args(["netns", "exec", &c.0, "unshare", "--uts"])
         .arg(env!("CARGO_BIN_EXE_talos"))
-        .args(["networkd", "--interface", &veth_c, "--no-publish"])
+        .args(["networkd", "--interface", &veth_c, "--machined-socket"])
+        .arg(&machined.socket)
         .args(["--hostname", "testnode", "--resolv-conf"])
         .arg(&resolv)
         .env("RUST_LOG", "info")
@@ -390,6 +675,51 @@ fn networkd_dhcp_in_namespaces() {
         "{text}"
     );
     assert!(server.counters.discovers.load(Ordering::SeqCst) >= 1);
+
+    // The statuses reach machined over the COSI State API.
+    wait_for(
+        "published statuses",
+        Duration::from_secs(20),
+        || {
+            let addr = machined.spec(
+                "AddressStatuses.net.talos.dev",
+                &format!("{veth_c}/{offer}/24"),
+            );
+            let route = machined.spec(
+                "RouteStatuses.net.talos.dev",
+                &format!("inet4/{server_ip}//1024"),
+            );
+            let link = machined.spec("LinkStatuses.net.talos.dev", &veth_c);
+            let res = machined.spec("ResolverStatuses.net.talos.dev", "resolvers");
+            let host = machined.spec("HostnameStatuses.net.talos.dev", "hostname");
+            addr.is_some_and(|y| y.contains(&format!("linkName: {veth_c}")))
+                && route.is_some_and(|y| y.contains("protocol: boot"))
+                && link.is_some_and(|y| y.contains("kind: veth"))
+                && res.is_some_and(|y| y.contains(&dns.to_string()))
+                && host.is_some_and(|y| y.contains("hostname: testnode"))
+        },
+        &log,
+    );
+
+    // NAK on renewal: the lease is dropped and acquired again from scratch.
+    server.nak.store(true, Ordering::SeqCst);
+    let fresh_ack = format!("DHCP ACK on {veth_c}: {offer}/24 gw {server_ip}\n");
+    wait_for(
+        "a NAK, then a new lease",
+        Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            server.counters.naks.load(Ordering::SeqCst) >= 1
+                && text.contains("lost: NAK")
+                && text.matches(&fresh_ack).count() >= 2
+                && sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c])
+                    .map(|o| o.contains(&cidr))
+                    .unwrap_or(false)
+        },
+        &log,
+    );
+    server.nak.store(false, Ordering::SeqCst);
+    assert!(server.counters.discovers.load(Ordering::SeqCst) >= 2);
 
     // SIGTERM: a clean exit; the address stays.
     let status = networkd

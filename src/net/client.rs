@@ -116,7 +116,7 @@ pub fn bind_socket(link: &str) -> io::Result<UdpSocket> {
 
 /// The outcome of renewing/rebinding.
 enum Extend {
-    Acked(Lease, Instant),
+    Acked(Box<Lease>, Instant),
     Nak(String),
     Expired,
 }
@@ -246,11 +246,8 @@ impl Client {
                 match reply {
                     Reply::Ack(lease) => return Ok(Some((lease, sent))),
                     Reply::Nak { server, message } => {
-                        tracing::warn!(
-                            "DHCP NAK on {} from {server}: {}",
-                            self.cfg.link,
-                            message.unwrap_or_default()
-                        );
+                        let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+                        tracing::warn!("DHCP NAK on {} from {server}{detail}", self.cfg.link);
                         return Ok(None);
                     }
                     Reply::Offer(_) => {}
@@ -305,12 +302,10 @@ impl Client {
             }
             while let Some(reply) = self.receive(xid, sent + wait).await? {
                 match reply {
-                    Reply::Ack(new) => return Ok(Extend::Acked(new, sent)),
+                    Reply::Ack(new) => return Ok(Extend::Acked(Box::new(new), sent)),
                     Reply::Nak { server, message } => {
-                        return Ok(Extend::Nak(format!(
-                            "NAK from {server}: {}",
-                            message.unwrap_or_default()
-                        )))
+                        let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+                        return Ok(Extend::Nak(format!("NAK from {server}{detail}")));
                     }
                     Reply::Offer(_) => {}
                 }
@@ -362,7 +357,7 @@ impl Client {
                         {
                             return Ok(());
                         }
-                        lease = new;
+                        lease = *new;
                         acquired = sent;
                         if !self
                             .emit(LeaseEvent::Bound {
