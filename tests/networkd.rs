@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 
@@ -120,6 +120,8 @@ struct ServerConfig {
     offer: Ipv4Addr,
     dns: Ipv4Addr,
     lease_secs: u32,
+    /// Option 12 to hand out.
+    hostname: Option<String>,
 }
 
 fn start_server(cfg: ServerConfig) -> Server {
@@ -249,7 +251,21 @@ fn serve(
         o.insert(DhcpOption::Router(vec![cfg.server]));
         o.insert(DhcpOption::DomainNameServer(vec![cfg.dns]));
         o.insert(DhcpOption::DomainName("test.internal".into()));
+        if let Some(h) = &cfg.hostname {
+            o.insert(DhcpOption::Hostname(h.clone()));
+        }
         o.insert(DhcpOption::AddressLeaseTime(cfg.lease_secs));
+        o.insert(DhcpOption::InterfaceMtu(1400));
+        // Option 121 (RFC 3442): 0.0.0.0/0 and 10.214.0.0/16, both via the server.
+        let gw = cfg.server.octets();
+        let mut routes = vec![0u8];
+        routes.extend_from_slice(&gw);
+        routes.extend_from_slice(&[16, 10, 214]);
+        routes.extend_from_slice(&gw);
+        o.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::ClasslessStaticRoute,
+            routes,
+        )));
         let mut out = Vec::new();
         if reply.encode(&mut Encoder::new(&mut out)).is_err() {
             continue;
@@ -531,49 +547,77 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool, log:
     );
 }
 
+/// Two namespaces joined by a veth pair, with the DHCP server double in the server one.
+/// Field order is drop order: the server thread stops before the namespaces go.
+struct Fixture {
+    server: Server,
+    c: Netns,
+    _s: Netns,
+    veth_c: String,
+    server_ip: Ipv4Addr,
+    offer: Ipv4Addr,
+    dns: Ipv4Addr,
+}
+
+fn fixture(tag: char, subnet_base: u32, hostname: Option<&str>) -> Fixture {
+    let id = std::process::id() % 100_000;
+    let sub = u8::try_from(id % 100 + subnet_base).expect("subnet octet");
+    let (ns_s, ns_c) = (format!("tnd{tag}-s-{id}"), format!("tnd{tag}-c-{id}"));
+    let (veth_s, veth_c) = (format!("tnd{tag}s{id}"), format!("tnd{tag}c{id}"));
+    let server_ip = Ipv4Addr::new(10, 213, sub, 1);
+    let offer = Ipv4Addr::new(10, 213, sub, 50);
+    let dns = Ipv4Addr::new(10, 213, sub, 53);
+
+    let s = Netns::new(ns_s);
+    let c = Netns::new(ns_c);
+    sh(&[
+        "ip", "link", "add", &veth_s, "netns", &s.0, "type", "veth", "peer", "name", &veth_c,
+        "netns", &c.0,
+    ])
+    .expect("veth pair");
+    let cidr = format!("{server_ip}/24");
+    sh(&["ip", "-n", &s.0, "addr", "add", &cidr, "dev", &veth_s]).expect("server address");
+    sh(&["ip", "-n", &s.0, "link", "set", &veth_s, "up"]).expect("server link up");
+    sh(&["ip", "-n", &s.0, "link", "set", "lo", "up"]).expect("server lo up");
+
+    let server = start_server(ServerConfig {
+        netns: s.0.clone(),
+        link: veth_s,
+        server: server_ip,
+        offer,
+        dns,
+        lease_secs: 8,
+        hostname: hostname.map(str::to_string),
+    });
+    Fixture {
+        server,
+        c,
+        _s: s,
+        veth_c,
+        server_ip,
+        offer,
+        dns,
+    }
+}
+
 #[test]
 fn networkd_dhcp_in_namespaces() {
     if !is_root() {
         eprintln!("SKIPPED (needs root): networkd_dhcp_in_namespaces");
         return;
     }
-    let id = std::process::id() % 100_000;
-    let sub = u8::try_from(id % 200 + 20).expect("subnet octet");
-    let (ns_s, ns_c) = (format!("tnd-s-{id}"), format!("tnd-c-{id}"));
-    let (veth_s, veth_c) = (format!("tnds{id}"), format!("tndc{id}"));
-    let server_ip = Ipv4Addr::new(10, 213, sub, 1);
-    let offer = Ipv4Addr::new(10, 213, sub, 50);
-    let dns = Ipv4Addr::new(10, 213, sub, 53);
-
-    let s = Netns::new(ns_s.clone());
-    let c = Netns::new(ns_c.clone());
-    sh(&[
-        "ip", "link", "add", &veth_s, "netns", &s.0, "type", "veth", "peer", "name", &veth_c,
-        "netns", &c.0,
-    ])
-    .expect("veth pair");
-    sh(&[
-        "ip",
-        "-n",
-        &s.0,
-        "addr",
-        "add",
-        &format!("{server_ip}/24"),
-        "dev",
-        &veth_s,
-    ])
-    .expect("server address");
-    sh(&["ip", "-n", &s.0, "link", "set", &veth_s, "up"]).expect("server link up");
-    sh(&["ip", "-n", &s.0, "link", "set", "lo", "up"]).expect("server lo up");
-
-    let server = start_server(ServerConfig {
-        netns: s.0.clone(),
-        link: veth_s.clone(),
-        server: server_ip,
+    let fx = fixture('a', 20, None);
+    let Fixture {
+        server,
+        c,
+        veth_c,
+        server_ip,
         offer,
         dns,
-        lease_secs: 8,
-    });
+        ..
+    } = &fx;
+    let (server_ip, offer, dns) = (*server_ip, *offer, *dns);
+    let ns_c = c.0.clone();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let machined = fake_cosi::Running::start(&dir.path().join("machine.sock"));
@@ -604,7 +648,7 @@ fn networkd_dhcp_in_namespaces() {
     let child = Command::new("ip")
         .args(["netns", "exec", &c.0, "unshare", "--uts"])
         .arg(env!("CARGO_BIN_EXE_talos"))
-        .args(["networkd", "--interface", &veth_c, "--machined-socket"])
+        .args(["networkd", "--interface", veth_c, "--machined-socket"])
         .arg(&machined.socket)
         .args(["--hostname", "testnode", "--resolv-conf"])
         .arg(&resolv)
@@ -648,6 +692,17 @@ fn networkd_dhcp_in_namespaces() {
                 .unwrap_or(false)
         },
         &log,
+    );
+    let static_route =
+        sh(&["ip", "-n", &c.0, "-4", "route", "show", "10.214.0.0/16"]).expect("route");
+    assert!(
+        static_route.contains(&format!("via {server_ip}")) && static_route.contains("metric 1024"),
+        "option 121 route missing: {static_route:?}"
+    );
+    let link = sh(&["ip", "-n", &c.0, "link", "show", &veth_c]).expect("link");
+    assert!(
+        link.contains("mtu 1400"),
+        "MTU from option 26 not applied: {link}"
     );
     let lo = sh(&["ip", "-n", &c.0, "link", "show", "lo"]).expect("lo");
     assert!(lo.contains("UP"), "loopback not up: {lo}");
@@ -737,10 +792,59 @@ fn networkd_dhcp_in_namespaces() {
         "networkd log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    drop(server);
-    drop(c);
-    drop(s);
+    drop(fx);
     assert!(!sh(&["ip", "netns", "list"])
         .expect("netns list")
         .contains(&ns_c));
+}
+
+#[test]
+fn networkd_takes_the_hostname_from_the_lease() {
+    if !is_root() {
+        eprintln!("SKIPPED (needs root): networkd_takes_the_hostname_from_the_lease");
+        return;
+    }
+    let fx = fixture('b', 130, Some("leasehost"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let machined = fake_cosi::Running::start(&dir.path().join("machine.sock"));
+    let log: PathBuf = dir.path().join("networkd.log");
+    // unshare --uts: the host name networkd sets stays in its own UTS namespace.
+    let child = Command::new("ip")
+        .args(["netns", "exec", &fx.c.0, "unshare", "--uts"])
+        .arg(env!("CARGO_BIN_EXE_talos"))
+        .args(["networkd", "--interface", &fx.veth_c, "--machined-socket"])
+        .arg(&machined.socket)
+        .arg("--resolv-conf")
+        .arg(dir.path().join("resolv.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start networkd");
+    let pid = child.id().to_string();
+    let mut networkd = Proc(Some(child));
+    wait_for(
+        "the lease's host name",
+        Duration::from_secs(30),
+        || {
+            let published = machined
+                .spec("HostnameStatuses.net.talos.dev", "hostname")
+                .is_some_and(|y| {
+                    y.contains("hostname: leasehost") && y.contains("domainname: test.internal")
+                });
+            let kernel = sh(&["nsenter", "-t", &pid, "-u", "hostname"]).unwrap_or_default();
+            published && kernel.trim() == "leasehost"
+        },
+        &log,
+    );
+    let own = nix::unistd::gethostname().expect("hostname");
+    assert_ne!(
+        own.to_string_lossy(),
+        "leasehost",
+        "host name leaked to the test's namespace"
+    );
+    let status = networkd
+        .terminate(Duration::from_secs(10))
+        .expect("exit on SIGTERM");
+    assert!(status.success(), "exit status {status}");
 }

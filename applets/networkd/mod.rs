@@ -30,7 +30,7 @@ use clap::Parser;
 use talos::net::client::{Client, ClientConfig, LeaseEvent};
 use talos::net::dhcp::{ClientId, Lease};
 use talos::net::publish::{CosiPublisher, MemoryPublisher, Publisher};
-use talos::net::resources::{self, NetResource};
+use talos::net::resources::{self, HostnameStatusSpec, NetResource};
 use talos::net::rtnl::{Link, Netlink};
 use talos::net::{apply, DEFAULT_RESOLVERS, DEFAULT_RESOLV_CONF, DEFAULT_ROUTE_METRIC};
 use tokio::sync::mpsc;
@@ -207,22 +207,28 @@ impl<P: Publisher> Networkd<P> {
         }
     }
 
-    /// The host name in effect: the configured one, else the first lease's, else the kernel's.
-    fn hostname(&self) -> String {
+    /// The host name in effect: the configured one, else the first lease's (its domain name
+    /// option overriding the name's own domain, as Talos does), else the kernel's.
+    fn hostname(&self) -> HostnameStatusSpec {
         if let Some(h) = &self.cli.hostname {
-            return h.clone();
+            return HostnameStatusSpec::from_fqdn(h);
         }
-        if let Some(h) = self
+        if let Some(lease) = self
             .links
             .values()
             .filter_map(|m| m.lease.as_ref())
-            .find_map(|l| l.hostname.clone())
+            .find(|l| l.hostname.is_some())
         {
-            return h;
+            let mut spec = HostnameStatusSpec::from_fqdn(lease.hostname.as_deref().unwrap_or(""));
+            if let Some(d) = &lease.domain {
+                spec.domainname = d.clone();
+            }
+            return spec;
         }
-        nix::unistd::gethostname()
+        let kernel = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        HostnameStatusSpec::from_fqdn(&kernel)
     }
 
     fn apply_lease_hostname(&self, lease: &Lease) {
@@ -300,7 +306,7 @@ impl<P: Publisher> Networkd<P> {
             out.push(resources::route_status(&route)?);
         }
         out.push(resources::resolver_status(&self.resolvers().0)?);
-        out.push(resources::hostname_status(&self.hostname())?);
+        out.push(resources::hostname_status_spec(&self.hostname())?);
         // Two kernel routes can map to one Talos id; keep the first.
         let mut seen = std::collections::HashSet::new();
         out.retain(|r| seen.insert((r.kind, r.id.clone())));

@@ -546,11 +546,12 @@ pub fn resolver_status(servers: &[Ipv4Addr]) -> Result<NetResource, ResourceErro
 
 /// The HostnameStatus for a (possibly fully qualified) host name.
 pub fn hostname_status(fqdn: &str) -> Result<NetResource, ResourceError> {
-    resource(
-        HOSTNAME_STATUS_TYPE,
-        HOSTNAME_ID.into(),
-        &HostnameStatusSpec::from_fqdn(fqdn),
-    )
+    hostname_status_spec(&HostnameStatusSpec::from_fqdn(fqdn))
+}
+
+/// The HostnameStatus for a host name already split into name and domain.
+pub fn hostname_status_spec(spec: &HostnameStatusSpec) -> Result<NetResource, ResourceError> {
+    resource(HOSTNAME_STATUS_TYPE, HOSTNAME_ID.into(), spec)
 }
 
 #[cfg(test)]
