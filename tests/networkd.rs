@@ -513,7 +513,7 @@ fn cosi_publisher_creates_updates_destroys() {
             Some("2")
         );
         // Gone: destroyed.
-        p.sync(&[host.clone()]).await.expect("removal");
+        p.sync(std::slice::from_ref(&host)).await.expect("removal");
         assert!(server
             .spec(resources::RESOLVER_STATUS_TYPE, "resolvers")
             .is_none());
@@ -665,7 +665,7 @@ fn networkd_dhcp_in_namespaces() {
         "the leased address",
         Duration::from_secs(30),
         || {
-            sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c])
+            sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", veth_c])
                 .map(|o| o.contains(&cidr))
                 .unwrap_or(false)
         },
@@ -699,14 +699,14 @@ fn networkd_dhcp_in_namespaces() {
         static_route.contains(&format!("via {server_ip}")) && static_route.contains("metric 1024"),
         "option 121 route missing: {static_route:?}"
     );
-    let link = sh(&["ip", "-n", &c.0, "link", "show", &veth_c]).expect("link");
+    let link = sh(&["ip", "-n", &c.0, "link", "show", veth_c]).expect("link");
     assert!(
         link.contains("mtu 1400"),
         "MTU from option 26 not applied: {link}"
     );
     let lo = sh(&["ip", "-n", &c.0, "link", "show", "lo"]).expect("lo");
     assert!(lo.contains("UP"), "loopback not up: {lo}");
-    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c]).expect("addr");
+    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", veth_c]).expect("addr");
     assert!(
         addr.contains("valid_lft") && !addr.contains("valid_lft forever"),
         "address without lifetime: {addr}"
@@ -744,7 +744,7 @@ fn networkd_dhcp_in_namespaces() {
                 "RouteStatuses.net.talos.dev",
                 &format!("inet4/{server_ip}//1024"),
             );
-            let link = machined.spec("LinkStatuses.net.talos.dev", &veth_c);
+            let link = machined.spec("LinkStatuses.net.talos.dev", veth_c);
             let res = machined.spec("ResolverStatuses.net.talos.dev", "resolvers");
             let host = machined.spec("HostnameStatuses.net.talos.dev", "hostname");
             addr.is_some_and(|y| y.contains(&format!("linkName: {veth_c}")))
@@ -767,7 +767,7 @@ fn networkd_dhcp_in_namespaces() {
             server.counters.naks.load(Ordering::SeqCst) >= 1
                 && text.contains("lost: NAK")
                 && text.matches(&fresh_ack).count() >= 2
-                && sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c])
+                && sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", veth_c])
                     .map(|o| o.contains(&cidr))
                     .unwrap_or(false)
         },
@@ -785,7 +785,7 @@ fn networkd_dhcp_in_namespaces() {
         "networkd exit status {status}; log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", &veth_c]).expect("addr");
+    let addr = sh(&["ip", "-n", &c.0, "-4", "addr", "show", "dev", veth_c]).expect("addr");
     assert!(addr.contains(&cidr), "address removed on exit: {addr}");
 
     eprintln!(
