@@ -159,6 +159,12 @@ struct Networkd<P> {
     links: BTreeMap<String, Managed>,
     publisher: P,
     last_publish_error: Option<String>,
+    /// Where the clients' events go.
+    tx: mpsc::Sender<(String, LeaseEvent)>,
+    /// The clients and their event forwarders.
+    tasks: tokio::task::JoinSet<()>,
+    /// Host name sent in DHCP requests (option 12).
+    send_hostname: Option<String>,
 }
 
 impl<P: Publisher> Networkd<P> {
@@ -248,6 +254,61 @@ impl<P: Publisher> Networkd<P> {
         match nix::unistd::sethostname(short) {
             Ok(()) => tracing::info!("hostname set to {short} from the DHCP lease"),
             Err(e) => tracing::warn!("cannot set hostname {short}: {e}"),
+        }
+    }
+
+    /// Starts a DHCP client on each selected link of `links` that has none yet.
+    async fn start_clients(&mut self, links: &[Link]) {
+        let selected: Vec<Link> = select_links(links, &self.cli.interfaces, &self.cli.ignore)
+            .into_iter()
+            .filter(|l| !self.links.contains_key(&l.name))
+            .cloned()
+            .collect();
+        for link in selected {
+            if !link.is_up() {
+                if let Err(e) = self.nl.set_up(link.index).await {
+                    tracing::warn!("cannot bring {} up: {e}", link.name);
+                    continue;
+                }
+            }
+            let cfg = ClientConfig::new(
+                link.name.clone(),
+                ClientId {
+                    mac: link.mac.clone(),
+                    hostname: self.send_hostname.clone(),
+                },
+            );
+            let (ltx, mut lrx) = mpsc::channel(4);
+            let client = match Client::new(cfg, ltx) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("{e} (will retry)");
+                    continue;
+                }
+            };
+            tracing::info!("DHCP client started on {}", link.name);
+            self.links.insert(
+                link.name.clone(),
+                Managed {
+                    index: link.index,
+                    lease: None,
+                },
+            );
+            let name = link.name.clone();
+            self.tasks.spawn(async move {
+                if let Err(e) = client.run().await {
+                    tracing::error!("DHCP client on {name} stopped: {e}");
+                }
+            });
+            let tx = self.tx.clone();
+            let name = link.name.clone();
+            self.tasks.spawn(async move {
+                while let Some(ev) = lrx.recv().await {
+                    if tx.send((name.clone(), ev)).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
     }
 
@@ -357,26 +418,8 @@ async fn run<P: Publisher>(cli: Cli, publisher: P) -> anyhow::Result<()> {
             .with_context(|| format!("bringing {} up", lo.name))?;
         tracing::info!("link {} is up", lo.name);
     }
-    let selected: Vec<Link> = select_links(&links, &cli.interfaces, &cli.ignore)
-        .into_iter()
-        .cloned()
-        .collect();
-    if selected.is_empty() {
-        tracing::warn!("no links to run DHCP on");
-    }
-
     let (tx, mut rx) = mpsc::channel::<(String, LeaseEvent)>(16);
-    let mut state = Networkd {
-        nl: nl.clone(),
-        links: BTreeMap::new(),
-        publisher,
-        last_publish_error: None,
-        cli,
-    };
-    state.write_resolvers();
-
-    let send_hostname = state
-        .cli
+    let send_hostname = cli
         .hostname
         .clone()
         .or_else(|| {
@@ -385,70 +428,39 @@ async fn run<P: Publisher>(cli: Cli, publisher: P) -> anyhow::Result<()> {
                 .map(|h| h.to_string_lossy().into_owned())
         })
         .filter(|h| !h.is_empty() && h != "localhost" && h != "(none)");
-    let mut tasks = tokio::task::JoinSet::new();
-    for link in selected {
-        if !link.is_up() {
-            if let Err(e) = nl.set_up(link.index).await {
-                tracing::warn!("cannot bring {} up: {e}", link.name);
-                continue;
-            }
-        }
-        let cfg = ClientConfig::new(
-            link.name.clone(),
-            ClientId {
-                mac: link.mac.clone(),
-                hostname: send_hostname.clone(),
-            },
-        );
-        let (ltx, mut lrx) = mpsc::channel(4);
-        let client = match Client::new(cfg, ltx) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("{e}");
-                continue;
-            }
-        };
-        tracing::info!("DHCP client started on {}", link.name);
-        state.links.insert(
-            link.name.clone(),
-            Managed {
-                index: link.index,
-                lease: None,
-            },
-        );
-        let name = link.name.clone();
-        tasks.spawn(async move {
-            if let Err(e) = client.run().await {
-                tracing::error!("DHCP client on {name} stopped: {e}");
-            }
-        });
-        let tx = tx.clone();
-        let name = link.name.clone();
-        tasks.spawn(async move {
-            while let Some(ev) = lrx.recv().await {
-                if tx.send((name.clone(), ev)).await.is_err() {
-                    break;
-                }
-            }
-        });
+    let mut state = Networkd {
+        nl,
+        links: BTreeMap::new(),
+        publisher,
+        last_publish_error: None,
+        cli,
+        tx,
+        tasks: tokio::task::JoinSet::new(),
+        send_hostname,
+    };
+    state.write_resolvers();
+    state.start_clients(&links).await;
+    if state.links.is_empty() {
+        tracing::warn!("no links to run DHCP on yet");
     }
-    drop(tx);
 
     let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
-    let mut clients_alive = true;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping (addresses stay)"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping (addresses stay)"); break; }
-            ev = rx.recv(), if clients_alive => match ev {
-                Some((link, ev)) => state.on_event(&link, ev).await,
-                // Every client has stopped; keep publishing until told to stop.
-                None => clients_alive = false,
-            },
-            _ = tick.tick() => state.publish().await,
+            Some((link, ev)) = rx.recv() => state.on_event(&link, ev).await,
+            _ = tick.tick() => {
+                // Links that appeared (or failed to start) since the last round get a client.
+                match state.nl.links().await {
+                    Ok(links) => state.start_clients(&links).await,
+                    Err(e) => tracing::warn!("{e}"),
+                }
+                state.publish().await;
+            }
         }
     }
-    tasks.abort_all();
+    state.tasks.abort_all();
     Ok(())
 }
 
