@@ -93,6 +93,7 @@ struct Counters {
     requests: AtomicUsize,
     renewals: AtomicUsize,
     naks: AtomicUsize,
+    ignored: AtomicUsize,
 }
 
 /// The DHCP server thread, stopped and joined on drop.
@@ -100,6 +101,8 @@ struct Server {
     stop: Arc<AtomicBool>,
     /// Answer renewals with NAK.
     nak: Arc<AtomicBool>,
+    /// Answer nothing at all.
+    silent: Arc<AtomicBool>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
@@ -127,11 +130,13 @@ struct ServerConfig {
 fn start_server(cfg: ServerConfig) -> Server {
     let stop = Arc::new(AtomicBool::new(false));
     let nak = Arc::new(AtomicBool::new(false));
+    let silent = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let thread = {
         let stop = stop.clone();
         let nak = nak.clone();
+        let silent = silent.clone();
         let counters = counters.clone();
         std::thread::spawn(move || {
             let sock = match server_socket(&cfg) {
@@ -144,7 +149,7 @@ fn start_server(cfg: ServerConfig) -> Server {
                     return;
                 }
             };
-            serve(&sock, &cfg, &stop, &nak, &counters);
+            serve(&sock, &cfg, &stop, [&nak, &silent], &counters);
         })
     };
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
@@ -155,6 +160,7 @@ fn start_server(cfg: ServerConfig) -> Server {
     Server {
         stop,
         nak,
+        silent,
         counters,
         thread: Some(thread),
     }
@@ -194,7 +200,7 @@ fn serve(
     sock: &UdpSocket,
     cfg: &ServerConfig,
     stop: &AtomicBool,
-    nak: &AtomicBool,
+    [nak, silent]: [&AtomicBool; 2],
     counters: &Counters,
 ) {
     let mut buf = [0u8; 2048];
@@ -206,6 +212,10 @@ fn serve(
             continue;
         };
         if req.opcode() != Opcode::BootRequest {
+            continue;
+        }
+        if silent.load(Ordering::SeqCst) {
+            counters.ignored.fetch_add(1, Ordering::SeqCst);
             continue;
         }
         let kind = match req.opts().msg_type() {
@@ -837,6 +847,45 @@ fn networkd_takes_the_hostname_from_the_lease() {
         },
         &log,
     );
+    // The server goes silent: renewing (unicast) and rebinding (broadcast) go unanswered, the
+    // lease expires after 8 s and its address and routes go; when the server is back, a new
+    // lease follows.
+    fx.server.silent.store(true, Ordering::SeqCst);
+    let cidr = format!("{}/24", fx.offer);
+    wait_for(
+        "the lease to expire",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .map(|l| l.contains("lost: expired"))
+                .unwrap_or(false)
+                && !sh(&["ip", "-n", &fx.c.0, "-4", "addr", "show", "dev", &fx.veth_c])
+                    .map(|o| o.contains(&cidr))
+                    .unwrap_or(true)
+        },
+        &log,
+    );
+    assert!(
+        fx.server.counters.ignored.load(Ordering::SeqCst) >= 2,
+        "no renew and rebind attempts seen"
+    );
+    let routes = sh(&["ip", "-n", &fx.c.0, "-4", "route", "show", "default"]).expect("routes");
+    assert!(
+        routes.trim().is_empty(),
+        "default route left after expiry: {routes}"
+    );
+    fx.server.silent.store(false, Ordering::SeqCst);
+    wait_for(
+        "a new lease",
+        Duration::from_secs(40),
+        || {
+            sh(&["ip", "-n", &fx.c.0, "-4", "addr", "show", "dev", &fx.veth_c])
+                .map(|o| o.contains(&cidr))
+                .unwrap_or(false)
+        },
+        &log,
+    );
+
     let own = nix::unistd::gethostname().expect("hostname");
     assert_ne!(
         own.to_string_lossy(),
