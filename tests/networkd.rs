@@ -816,14 +816,15 @@ fn networkd_takes_the_hostname_from_the_lease() {
     }
     let fx = fixture('b', 130, Some("leasehost"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let machined = fake_cosi::Running::start(&dir.path().join("machine.sock"));
+    let socket = dir.path().join("machine.sock");
     let log: PathBuf = dir.path().join("networkd.log");
     // unshare --uts: the host name networkd sets stays in its own UTS namespace.
+    // machined is not up yet: publishing fails, is logged, and is retried.
     let child = Command::new("ip")
         .args(["netns", "exec", &fx.c.0, "unshare", "--uts"])
         .arg(env!("CARGO_BIN_EXE_talos"))
         .args(["networkd", "--interface", &fx.veth_c, "--machined-socket"])
-        .arg(&machined.socket)
+        .arg(&socket)
         .arg("--resolv-conf")
         .arg(dir.path().join("resolv.conf"))
         .stdin(Stdio::null())
@@ -833,6 +834,17 @@ fn networkd_takes_the_hostname_from_the_lease() {
         .expect("start networkd");
     let pid = child.id().to_string();
     let mut networkd = Proc(Some(child));
+    wait_for(
+        "a logged publishing failure",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .map(|l| l.contains("publishing network status") && l.contains("will retry"))
+                .unwrap_or(false)
+        },
+        &log,
+    );
+    let machined = fake_cosi::Running::start(&socket);
     wait_for(
         "the lease's host name",
         Duration::from_secs(30),
