@@ -169,7 +169,14 @@ impl Client {
             let got = tokio::time::timeout_at(deadline, self.sock.recv_from(&mut buf)).await;
             let (n, from) = match got {
                 Err(_) => return Ok(None),
-                Ok(r) => r.map_err(self.io())?,
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    // Transient (e.g. the link went down): wait a little, keep the deadline.
+                    tracing::warn!("DHCP receive on {}: {e}", self.cfg.link);
+                    tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_secs(1)))
+                        .await;
+                    continue;
+                }
             };
             let msg = match dhcp::decode(&buf[..n]) {
                 Ok(m) => m,
@@ -207,8 +214,13 @@ impl Client {
                 self.cfg.link,
                 attempt + 1
             );
-            self.send(&self.cfg.id.discover(xid), Ipv4Addr::BROADCAST)
-                .await?;
+            if let Err(e) = self
+                .send(&self.cfg.id.discover(xid), Ipv4Addr::BROADCAST)
+                .await
+            {
+                // No carrier yet, link down, …: try again after the back-off.
+                tracing::warn!("{e}");
+            }
             let deadline = Instant::now() + wait;
             while let Some(reply) = self.receive(xid, deadline).await? {
                 if let Reply::Offer(offer) = reply {
@@ -231,11 +243,15 @@ impl Client {
         let xid: u32 = rand::random();
         for attempt in 0..self.cfg.request_attempts {
             let sent = Instant::now();
-            self.send(
-                &self.cfg.id.request_selecting(xid, offer),
-                Ipv4Addr::BROADCAST,
-            )
-            .await?;
+            if let Err(e) = self
+                .send(
+                    &self.cfg.id.request_selecting(xid, offer),
+                    Ipv4Addr::BROADCAST,
+                )
+                .await
+            {
+                tracing::warn!("{e}");
+            }
             let wait = Self::jitter(dhcp::backoff(
                 attempt,
                 self.cfg.retransmit_base,
