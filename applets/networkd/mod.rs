@@ -32,7 +32,7 @@ use talos::net::dhcp::{ClientId, Lease};
 use talos::net::publish::{CosiPublisher, MemoryPublisher, Publisher};
 use talos::net::resources::{self, HostnameStatusSpec, NetResource};
 use talos::net::rtnl::{Link, Netlink};
-use talos::net::{apply, DEFAULT_RESOLVERS, DEFAULT_RESOLV_CONF, DEFAULT_ROUTE_METRIC};
+use talos::net::{apply, DEFAULT_RESOLV_CONF, DEFAULT_ROUTE_METRIC};
 use tokio::sync::mpsc;
 
 /// machined's API socket.
@@ -168,31 +168,9 @@ struct Networkd<P> {
 }
 
 impl<P: Publisher> Networkd<P> {
-    /// DNS servers and search domains of all leases, in link order; the defaults when none.
+    /// DNS servers and search domains of all leases (links in name order).
     fn resolvers(&self) -> (Vec<Ipv4Addr>, Vec<String>) {
-        let mut servers = Vec::new();
-        let mut search = Vec::new();
-        for lease in self.links.values().filter_map(|m| m.lease.as_ref()) {
-            for s in &lease.dns {
-                if !servers.contains(s) {
-                    servers.push(*s);
-                }
-            }
-            let domains = if lease.search.is_empty() {
-                lease.domain.iter().cloned().collect()
-            } else {
-                lease.search.clone()
-            };
-            for d in domains {
-                if !search.contains(&d) {
-                    search.push(d);
-                }
-            }
-        }
-        if servers.is_empty() {
-            servers = DEFAULT_RESOLVERS.to_vec();
-        }
-        (servers, search)
+        apply::merge_resolvers(self.links.values().filter_map(|m| m.lease.as_ref()))
     }
 
     fn write_resolvers(&self) {

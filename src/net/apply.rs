@@ -67,6 +67,37 @@ pub async fn remove_lease(
         .await
 }
 
+/// The DNS servers and search domains of several leases, without duplicates, in order; the
+/// default resolvers (1.1.1.1, 8.8.8.8) when no lease names a server. A lease's search list
+/// (option 119) wins over its domain name (option 15).
+pub fn merge_resolvers<'a>(
+    leases: impl IntoIterator<Item = &'a Lease>,
+) -> (Vec<Ipv4Addr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search: Vec<String> = Vec::new();
+    for lease in leases {
+        for s in &lease.dns {
+            if !servers.contains(s) {
+                servers.push(*s);
+            }
+        }
+        let domains: Vec<String> = if lease.search.is_empty() {
+            lease.domain.iter().cloned().collect()
+        } else {
+            lease.search.clone()
+        };
+        for d in domains {
+            if !search.contains(&d) {
+                search.push(d);
+            }
+        }
+    }
+    if servers.is_empty() {
+        servers = super::DEFAULT_RESOLVERS.to_vec();
+    }
+    (servers, search)
+}
+
 /// The text of a resolv.conf naming `servers` (at most three, as the resolver reads no more)
 /// and the search domains.
 pub fn resolv_conf(servers: &[Ipv4Addr], search: &[String]) -> String {
@@ -159,6 +190,34 @@ mod tests {
         assert!(specs[0].link_scope);
         assert_eq!(specs[0].destination, Ipv4Addr::new(192, 168, 9, 1));
         assert!(!specs[1].link_scope);
+    }
+
+    #[test]
+    fn resolvers_merge_in_order_with_defaults() {
+        assert_eq!(
+            merge_resolvers([]),
+            (
+                vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)],
+                vec![]
+            )
+        );
+        let mut a = lease();
+        a.dns = vec![Ipv4Addr::new(10, 0, 0, 53), Ipv4Addr::new(10, 0, 0, 54)];
+        a.domain = Some("a.example".into());
+        let mut b = lease();
+        b.dns = vec![Ipv4Addr::new(10, 0, 0, 54), Ipv4Addr::new(10, 1, 0, 53)];
+        b.domain = Some("ignored.example".into());
+        b.search = vec!["b.example".into(), "a.example".into()];
+        let (servers, search) = merge_resolvers([&a, &b]);
+        assert_eq!(
+            servers,
+            vec![
+                Ipv4Addr::new(10, 0, 0, 53),
+                Ipv4Addr::new(10, 0, 0, 54),
+                Ipv4Addr::new(10, 1, 0, 53)
+            ]
+        );
+        assert_eq!(search, vec!["a.example", "b.example"]);
     }
 
     #[test]
