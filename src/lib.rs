@@ -12,6 +12,7 @@ pub mod config;
 pub mod events;
 pub mod fsutil;
 pub mod logbuf;
+pub mod net;
 pub mod proxy;
 pub mod resources;
 pub mod secrets;
