@@ -1,0 +1,1 @@
+//! The container platform provisioner behind `talosctl cluster create|show|destroy`.
