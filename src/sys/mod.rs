@@ -14,6 +14,7 @@
 pub mod blockdev;
 pub mod fs;
 pub mod kmsg;
+pub mod ns;
 pub mod process;
 pub mod procfs;
 
