@@ -82,6 +82,18 @@ pub struct CreateArgs {
     pub node_command: Option<String>,
 }
 
+/// The config options Talos's container provisioner generates with.
+const CONTAINER_PATCH: &str = "machine:
+  network:
+    interfaces:
+      - interface: eth0
+        ignore: true
+  features:
+    hostDNS:
+      enabled: true
+      forwardKubeDNSToHost: true
+";
+
 fn load_patches(flag: &str, values: &[String]) -> anyhow::Result<Vec<Patch>> {
     patch::load_patches(values).with_context(|| format!("error parsing config patch ({flag})"))
 }
@@ -145,6 +157,9 @@ pub fn run(
     }
     // The Talos API is reached through 127.0.0.1 (published ports).
     opts.additional_sans = vec!["127.0.0.1".to_string()];
+    // What Talos's container (docker) provisioner adds to every generated config: eth0 is
+    // configured by the provisioner, and kube-dns is forwarded to the host DNS.
+    let provisioner_patch = load_patches("container provisioner", &[CONTAINER_PATCH.to_string()])?;
     let all = load_patches("--config-patch", &c.config_patch)?;
     let cp_patches = load_patches(
         "--config-patch-control-plane",
@@ -158,15 +173,17 @@ pub fn run(
     let generator = Generator::new(&opts, &secrets);
     let cp_config = apply_patches(
         generator.config(MachineType::ControlPlane)?,
-        &all,
+        &provisioner_patch,
         "control plane configs",
     )?;
+    let cp_config = apply_patches(cp_config, &all, "control plane configs")?;
     let cp_config = apply_patches(cp_config, &cp_patches, "control plane configs")?;
     let w_config = apply_patches(
         generator.config(MachineType::Worker)?,
-        &all,
+        &provisioner_patch,
         "worker config",
     )?;
+    let w_config = apply_patches(w_config, &all, "worker config")?;
     let w_config = apply_patches(w_config, &worker_patches, "worker config")?;
     let mut new_talosconfig = generator.talosconfig()?;
 
@@ -215,13 +232,14 @@ pub fn run(
 
     if c.wait {
         eprintln!("waiting for API");
-        wait_for_api(&dir, &ctx_copy, c.wait_timeout).with_context(|| {
-            format!(
-                "the cluster is left running; inspect {} or remove it with `talosctl cluster destroy --name {}`",
+        if let Err(e) = wait_for_api(&dir, &ctx_copy, c.wait_timeout) {
+            eprintln!(
+                "the cluster is left running: inspect {} or remove it with `talosctl cluster destroy --name {}`",
                 dir.display(),
                 args.name
-            )
-        })?;
+            );
+            return Err(e);
+        }
     }
     eprintln!(
         "bootstrap, health checks{}: not available in this build yet, skipped",
@@ -364,7 +382,7 @@ fn wait_for_api(dir: &Path, ctx: &TalosContext, timeout: Duration) -> anyhow::Re
                 match cur {
                     Some(x) if x.pid.is_none() && x.last_exit.is_some() => {
                         let since = *down_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() > Duration::from_secs(45) {
+                        if since.elapsed() > Duration::from_secs(20) {
                             bail!(
                                 "node {} is not running (last exit: {}); see {}",
                                 n.name,
