@@ -458,6 +458,55 @@ fn destroy_works_after_the_launcher_is_killed() {
 }
 
 #[test]
+fn launcher_stops_its_nodes_on_sigterm() {
+    if !is_root("launcher_stops_its_nodes_on_sigterm") {
+        return;
+    }
+    let g = ClusterGuard::new("term");
+    let state = g.create("1", MAINTENANCE);
+    let launcher = state.launcher_pid.unwrap();
+    let pids: Vec<i32> = state.nodes.iter().filter_map(|n| n.pid).collect();
+    assert_eq!(pids.len(), 2);
+    // Memory limits land in the node cgroups (v1 memory controller or cgroup2 memory.max).
+    for n in &state.nodes {
+        for dir in &n.cgroups {
+            let f = dir.join("memory.limit_in_bytes");
+            if f.exists() {
+                assert_eq!(
+                    std::fs::read_to_string(&f).unwrap().trim(),
+                    (2048u64 * 1024 * 1024).to_string()
+                );
+            }
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the launcher to exit", Duration::from_secs(60), || {
+        (!talos::provision::launcher::alive(launcher)).then_some(())
+    });
+    for p in &pids {
+        assert!(
+            !talos::provision::launcher::alive(*p),
+            "node {p} outlived the launcher's SIGTERM"
+        );
+    }
+    let st = g.state();
+    assert!(st.launcher_pid.is_none(), "{st:?}");
+    assert!(st.nodes.iter().all(|n| n.pid.is_none()), "{st:?}");
+    let log = std::fs::read_to_string(g.cluster_dir().join("launcher.log")).unwrap();
+    assert!(
+        log.contains("stopping nodes") && log.contains("stopped"),
+        "{log}"
+    );
+    let out = g.cluster(&["destroy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_nothing_left(&g.name, &pids);
+}
+
+#[test]
 fn crashing_node_is_restarted_with_back_off() {
     if !is_root("crashing_node_is_restarted_with_back_off") {
         return;

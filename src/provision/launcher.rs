@@ -210,20 +210,10 @@ async fn supervise(
                         n.last_exit = Some(how.clone());
                     }
                     log(&format!("{} (pid {pid}) exited: {how}", slot.name));
-                    let delay = match code {
-                        Some(0) => None,
-                        Some(EXIT_REBOOT) => { slot.crashes = 0; Some(Duration::ZERO) }
-                        _ => {
-                            if slot.started.elapsed() > Duration::from_secs(60) { slot.crashes = 0; }
-                            if slot.crashes >= MAX_CRASH_RESTARTS {
-                                log(&format!("{} crashed {} times in a row, leaving it down", slot.name, slot.crashes));
-                                None
-                            } else {
-                                slot.crashes += 1;
-                                Some(Duration::from_secs(1 << (slot.crashes - 1)))
-                            }
-                        }
-                    };
+                    let delay = restart_delay(code, &mut slot.crashes, slot.started.elapsed());
+                    if delay.is_none() && code != Some(0) {
+                        log(&format!("{} crashed {} times in a row, leaving it down", slot.name, slot.crashes));
+                    }
                     if let Some(d) = delay {
                         let tx = restart_tx.clone();
                         let name = slot.name.clone();
@@ -260,6 +250,30 @@ async fn supervise(
     state.save()?;
     log("stopped");
     Ok(())
+}
+
+/// What to do after a node exited with `code` (`None`: killed by a signal) having run for
+/// `ran_for`: `None` = leave it down, `Some(d)` = start it again after `d`. `crashes` counts
+/// crashes in a row and is updated.
+pub fn restart_delay(code: Option<i32>, crashes: &mut u32, ran_for: Duration) -> Option<Duration> {
+    match code {
+        Some(0) => None,
+        Some(EXIT_REBOOT) => {
+            *crashes = 0;
+            Some(Duration::ZERO)
+        }
+        _ => {
+            if ran_for > Duration::from_secs(60) {
+                *crashes = 0;
+            }
+            if *crashes >= MAX_CRASH_RESTARTS {
+                None
+            } else {
+                *crashes += 1;
+                Some(Duration::from_secs(1 << (*crashes - 1)))
+            }
+        }
+    }
 }
 
 /// Reaps every exited child: `(pid, description, exit code if it exited)`.
@@ -445,4 +459,47 @@ pub fn node_pids(state: &ClusterState) -> HashMap<String, i32> {
         .iter()
         .filter_map(|n| n.pid.map(|p| (n.name.clone(), p)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_follows_exit_codes() {
+        let short = Duration::from_secs(1);
+        let mut crashes = 0;
+        assert_eq!(restart_delay(Some(0), &mut crashes, short), None);
+        assert_eq!(
+            restart_delay(Some(EXIT_REBOOT), &mut crashes, short),
+            Some(Duration::ZERO)
+        );
+        let delays: Vec<Option<Duration>> = (0..6)
+            .map(|_| restart_delay(Some(2), &mut crashes, short))
+            .collect();
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            delays,
+            vec![secs(1), secs(2), secs(4), secs(8), secs(16), None]
+        );
+        // A signal is a crash too; a long run resets the count; a reboot resets it as well.
+        assert_eq!(restart_delay(None, &mut crashes, short), None);
+        assert_eq!(
+            restart_delay(None, &mut crashes, Duration::from_secs(120)),
+            secs(1)
+        );
+        crashes = 4;
+        assert_eq!(
+            restart_delay(Some(EXIT_REBOOT), &mut crashes, short),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(crashes, 0);
+    }
+
+    #[test]
+    fn liveness_of_pids() {
+        assert!(alive(std::process::id() as i32));
+        assert!(!alive(i32::MAX));
+        assert!(!is_launcher(std::process::id() as i32, Path::new("/nope")));
+    }
 }

@@ -76,10 +76,10 @@ pub struct DestroyReport {
 /// launcher: nodes are killed by recorded pid and by cgroup. Progress lines go to `log`.
 pub fn destroy(state: &ClusterState, force: bool, log: &mut dyn FnMut(&str)) -> DestroyReport {
     let mut report = DestroyReport::default();
-    // 1. The launcher stops its nodes gracefully on SIGTERM.
+    // 1. The launcher stops its nodes gracefully on SIGTERM (its own grace period is 30 s).
     if let Some(pid) = state.launcher_pid {
         if launcher::is_launcher(pid, &state.state_dir) {
-            launcher::terminate(pid, std::time::Duration::from_secs(30));
+            launcher::terminate(pid, std::time::Duration::from_secs(45));
         }
     }
     // 2. Whatever is left (launcher crashed or hung): kill by cgroup and recorded pid.

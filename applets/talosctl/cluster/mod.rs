@@ -68,9 +68,12 @@ fn check_provisioner(p: &str) -> anyhow::Result<()> {
 }
 
 fn state_root(args: &ClusterArgs) -> PathBuf {
-    args.state
+    let root = args
+        .state
         .clone()
-        .unwrap_or_else(provision::state::default_state_root)
+        .unwrap_or_else(provision::state::default_state_root);
+    // Recorded in the state and on the launcher's command line: make it independent of cwd.
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// The state directory of the cluster `name`.
