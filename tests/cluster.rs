@@ -584,13 +584,6 @@ fn create_1cp_1w() {
     let out = ctl(&["-n", "10.5.0.3", "read", "/etc/os-release"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ID=talos"));
-    let out = ctl(&["-n", "10.5.0.2", "get", "hostname"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("{}-controlplane-1", g.name)),
-        "{}",
-        text(&out)
-    );
-
     let state = g.state();
     let mut pids: Vec<i32> = state.nodes.iter().filter_map(|n| n.pid).collect();
     pids.extend(state.launcher_pid);

@@ -340,7 +340,9 @@ fn pid_is_node(pid: i32, node: &NodeState) -> bool {
     let Ok(cg) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return false;
     };
-    cg.lines().any(|l| l.contains(&format!("/{}", node.name)))
+    let leaf = format!("/{}", node.name);
+    let inner = format!("/{}/", node.name);
+    cg.lines().any(|l| l.ends_with(&leaf) || l.contains(&inner))
 }
 
 /// Kills every process of `node` (by cgroup, and by recorded pid when it still is the node).
