@@ -303,11 +303,14 @@ fn network_setup_and_teardown_leave_nothing_behind() {
     assert!(conn.is_ok(), "{conn:?}");
     drop(listener);
 
+    // Teardown while the node process still lives: its eth0 goes with the deleted veth.
+    net::destroy_network(&network, &["veth0".to_string()]).unwrap();
+    let node_links = net::link_names(Some(&node_ns)).unwrap();
+    assert!(!node_links.contains(&"eth0".to_string()), "{node_links:?}");
+    net::destroy_network(&network, &["veth0".to_string()]).unwrap(); // idempotent
     let mut child = guard.1.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    net::destroy_network(&network).unwrap();
-    net::destroy_network(&network).unwrap(); // idempotent
     assert_nothing_left(&name, &[pid]);
     assert_eq!(net::link_names(None).unwrap(), host_links_before);
 }

@@ -89,9 +89,10 @@ pub fn destroy(state: &ClusterState, force: bool, log: &mut dyn FnMut(&str)) -> 
             report.errors.push(format!("node {}: {e}", n.name));
         }
     }
-    // 3. The network: deleting the namespace removes the bridge and the veths in it.
+    // 3. The network: veths, bridge, namespace.
     log(&format!("destroying network {}", state.network.name));
-    if let Err(e) = net::destroy_network(&state.network) {
+    let veths: Vec<String> = state.nodes.iter().map(|n| n.veth.clone()).collect();
+    if let Err(e) = net::destroy_network(&state.network, &veths) {
         report
             .errors
             .push(format!("network {}: {e}", state.network.name));

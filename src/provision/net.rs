@@ -118,9 +118,29 @@ pub fn create_network(net: &NetworkState) -> Result<(), ProvisionError> {
     res
 }
 
-/// Removes the cluster network namespace; the bridge and bridge-side veths go with it once no
-/// process uses the namespace any more. Missing is fine.
-pub fn destroy_network(net: &NetworkState) -> Result<(), ProvisionError> {
+/// Removes the cluster network: the bridge-side veths `veths` and the bridge are deleted
+/// explicitly (so they go even if some stray process still holds the namespace), then the
+/// namespace is unmounted and its file removed. Missing pieces are fine.
+pub fn destroy_network(net: &NetworkState, veths: &[String]) -> Result<(), ProvisionError> {
+    let path = netns_path(net);
+    if path.exists() {
+        let mut names: Vec<String> = veths.to_vec();
+        names.push(net.bridge.clone());
+        with_netlink(Some(&path), move |h| async move {
+            for name in names {
+                if let Some(idx) = link_index(&h, &name).await? {
+                    match h.link().del(idx).execute().await {
+                        Ok(()) => {}
+                        // Gone meanwhile (a veth dies with its peer's namespace).
+                        Err(rtnetlink::Error::NetlinkError(e))
+                            if e.raw_code() == -nix::libc::ENODEV => {}
+                        Err(e) => return Err(nl(format!("deleting link {name}"))(e)),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
     Ok(ns::delete_named_netns(&net.netns)?)
 }
 
