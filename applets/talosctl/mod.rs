@@ -103,7 +103,7 @@ enum Command {
     /// Apply a new configuration to a node.
     #[command(name = "apply-config", visible_alias = "apply")]
     ApplyConfig(apply::ApplyArgs),
-    /// A collection of commands for managing local docker-based or QEMU-based clusters.
+    /// Create, show and destroy local clusters (container provisioner).
     Cluster(cluster::ClusterArgs),
     /// Runs the nodes of a container-provisioned cluster (internal, started by `cluster create`).
     #[command(hide = true)]
