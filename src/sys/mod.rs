@@ -18,6 +18,7 @@ pub mod blockdev;
 pub mod cgroup;
 pub mod fs;
 pub mod kmsg;
+pub mod ns;
 pub mod process;
 pub mod procfs;
 pub mod reaper;
