@@ -10,10 +10,14 @@
 //! | [`kmsg`] | `/dev/kmsg` records (the kernel log) |
 //! | [`blockdev`] | `/sys/block` (disk inventory) |
 //! | [`fs`] | `statfs(2)`, `uname(2)` host name, Go-compatible file mode bits |
+//! | [`mount`] | `mount(2)`, `/proc/self/mountinfo`, the pseudo-filesystem table |
+//! | [`power`] | `reboot(2)`, Ctrl-Alt-Del |
 
 pub mod blockdev;
 pub mod fs;
 pub mod kmsg;
+pub mod mount;
+pub mod power;
 pub mod process;
 pub mod procfs;
 
