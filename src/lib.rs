@@ -12,6 +12,7 @@ pub mod config;
 pub mod events;
 pub mod fsutil;
 pub mod logbuf;
+pub mod platform;
 pub mod proxy;
 pub mod secrets;
 pub mod sys;
