@@ -11,9 +11,13 @@
 //! is replaced; the socket is removed on SIGTERM/SIGINT). Logs go to stderr and to the
 //! in-memory buffer of service `machined`, which `Logs` serves.
 
+pub mod acquire;
 pub mod api;
 pub mod maintenance;
+pub mod pid1;
+pub mod pki;
 pub mod runtime;
+pub mod sequencer;
 pub mod services;
 
 use std::ffi::OsString;
@@ -77,8 +81,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         return maintenance::main(&cli);
     }
     if !cli.api_only {
-        eprintln!("machined: running as PID 1 is not available in this build yet; use --api-only");
-        return ExitCode::from(2);
+        return pid1::main(&cli);
     }
     match run_api_only(cli) {
         Ok(()) => ExitCode::SUCCESS,
