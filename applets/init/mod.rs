@@ -1,15 +1,14 @@
 //! The `init` applet, also called `machined`.
 //!
-//! On a node this will be PID 1 (mounts, sequencer, supervisor; a later issue). Today it runs
-//! in one mode, for development and tests:
-//!
 //! ```text
+//! talos init                      # PID 1 (see [`pid1`]): mounts, sequencer, API, services
 //! talos machined --api-only [--socket PATH] [--state-dir DIR] [--platform container|metal]
+//! talos machined --maintenance [--listen ADDR] --state-dir DIR
 //! ```
 //!
-//! which serves only machined's API (see [`api`]) on a unix socket (mode 0600; a stale socket
-//! is replaced; the socket is removed on SIGTERM/SIGINT). Logs go to stderr and to the
-//! in-memory buffer of service `machined`, which `Logs` serves.
+//! `--api-only` serves only machined's API (see [`api`]) on a unix socket (mode 0600; a stale
+//! socket is replaced; the socket is removed on SIGTERM/SIGINT), for development and tests.
+//! Logs go to stderr and to the in-memory buffer of service `machined`, which `Logs` serves.
 
 pub mod acquire;
 pub mod api;

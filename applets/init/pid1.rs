@@ -458,15 +458,14 @@ impl ServiceControl for DirectServices {
             for id in &ids {
                 let (_, port) = self.args(id)?;
                 loop {
-                    let Some(pid) = self.pid(id).filter(|p| process_alive(*p)) else {
+                    if !self.pid(id).is_some_and(process_alive) {
                         self.set(id, None, "Failed", "process exited".into());
                         return Err(ControlError::FailedPrecondition(format!(
                             "service {id} is not running"
                         )));
-                    };
+                    }
                     let addr = SocketAddr::from(([127, 0, 0, 1], port));
                     if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                        let _ = pid;
                         break;
                     }
                     if Instant::now() > deadline {

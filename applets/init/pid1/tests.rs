@@ -1,8 +1,6 @@
 //! [`boot`] end to end in-process: a temp root, the container platform with a fixture config,
 //! a recording [`ServiceControl`] double, the API on a temp socket.
 
-use std::path::Path;
-
 use base64::Engine as _;
 use hyper_util::rt::TokioIo;
 use talos::api::machine::machine_service_client::MachineServiceClient;
@@ -94,10 +92,6 @@ struct Harness {
 }
 
 impl Harness {
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
     async fn wait_running(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self
@@ -181,7 +175,7 @@ fn controls_for(h: &Harness) -> Controls {
     // API instead where the node matters. This helper is for validation-only checks.
     let node = Node::new(
         NodeOptions {
-            root: h.root().to_path_buf(),
+            root: h.dir.path().to_path_buf(),
             mount_pseudo: false,
             set_hostname: false,
             chown_pki: false,
@@ -204,7 +198,7 @@ fn controls_for(h: &Harness) -> Controls {
 async fn container_node_boots_serves_the_api_and_shuts_down() {
     let h = start(Some(fixture()));
     h.wait_running().await;
-    let root = h.root();
+    let root = h.dir.path();
     // Layout, persisted config, PKI.
     for dir in ["system/state", "system/secrets", "system/run", "var/log/pods", "var/lib/kubelet"] {
         assert!(root.join(dir).is_dir(), "{dir}");
@@ -265,7 +259,7 @@ async fn container_node_boots_serves_the_api_and_shuts_down() {
 async fn reset_wipes_state_and_var_then_reboots() {
     let h = start(Some(fixture()));
     h.wait_running().await;
-    std::fs::write(h.root().join("var/lib/data"), b"x").expect("var file");
+    std::fs::write(h.dir.path().join("var/lib/data"), b"x").expect("var file");
     let mut client = h.client().await;
     client
         .reset(pb::ResetRequest {
@@ -279,9 +273,9 @@ async fn reset_wipes_state_and_var_then_reboots() {
         .expect("in time")
         .expect("join");
     assert_eq!(action, FinalAction::Exit(sequences::EXIT_REBOOT));
-    assert!(!h.root().join("system/state/config.yaml").exists());
-    assert!(!h.root().join("var/lib").exists());
-    assert!(h.root().join("var").is_dir(), "the mount point itself stays");
+    assert!(!h.dir.path().join("system/state/config.yaml").exists());
+    assert!(!h.dir.path().join("var/lib").exists());
+    assert!(h.dir.path().join("var").is_dir(), "the mount point itself stays");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +300,7 @@ async fn apply_modes() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("machine.type"), "{}", err.message());
     assert_eq!(
-        std::fs::read(h.root().join("system/state/config.yaml")).expect("config"),
+        std::fs::read(h.dir.path().join("system/state/config.yaml")).expect("config"),
         fixture()
     );
 
@@ -393,7 +387,7 @@ async fn no_reboot_refuses_a_machine_type_change() {
         .await
         .expect_err("needs reboot");
     assert!(err.to_string().contains("machine.type changed"), "{err}");
-    assert!(!h.root().join("system/state/config.yaml").exists());
+    assert!(!h.dir.path().join("system/state/config.yaml").exists());
 
     // Unknown reset labels are refused before anything runs.
     let err = controls
