@@ -123,7 +123,9 @@ fn which(tool: &str) -> bool {
 #[test]
 fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED (needs root): container_node_as_pid1_boots_answers_and_stops_on_sigterm");
+        eprintln!(
+            "SKIPPED (needs root): container_node_as_pid1_boots_answers_and_stops_on_sigterm"
+        );
         return;
     }
     if !which("unshare") || !which("ip") || !which("chroot") {
@@ -149,7 +151,9 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     .expect("fixture");
 
     let mut child = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "sh", "-c", SETUP])
+        .args([
+            "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "sh", "-c", SETUP,
+        ])
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("NEWROOT", &newroot)
@@ -157,7 +161,10 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
         .env("VARDIR", &var)
         .env("BINDIR", &bindir)
         .env("PLATFORM", "container")
-        .env("USERDATA", base64::engine::general_purpose::STANDARD.encode(&config))
+        .env(
+            "USERDATA",
+            base64::engine::general_purpose::STANDARD.encode(&config),
+        )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -166,8 +173,14 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
         .expect("spawn unshare");
     let log = Arc::new(Mutex::new(String::new()));
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -248,8 +261,14 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     };
     let log = node.log();
     assert_eq!(status.code(), Some(0), "log:\n{log}");
-    assert!(log.contains("SIGTERM received: running the shutdown sequence"), "{log}");
+    assert!(
+        log.contains("SIGTERM received: running the shutdown sequence"),
+        "{log}"
+    );
     assert!(log.contains("task stopAllServices (1/1): done"), "{log}");
     assert!(!socket.exists(), "socket removed");
-    assert!(!Path::new(&newroot).join("talos").join("talos").exists(), "private mounts gone");
+    assert!(
+        !Path::new(&newroot).join("talos").join("talos").exists(),
+        "private mounts gone"
+    );
 }

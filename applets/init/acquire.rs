@@ -51,8 +51,11 @@ pub struct Acquired {
 }
 
 /// Runs maintenance mode until a config is applied (`Some`) or a signal ends it (`None`).
-pub type MaintenanceFn =
-    Arc<dyn Fn(maintenance::Options) -> BoxFuture<'static, anyhow::Result<Option<Applied>>> + Send + Sync>;
+pub type MaintenanceFn = Arc<
+    dyn Fn(maintenance::Options) -> BoxFuture<'static, anyhow::Result<Option<Applied>>>
+        + Send
+        + Sync,
+>;
 
 /// The real maintenance mode, logging into `logs`.
 pub fn real_maintenance(logs: Arc<LogBuffers>) -> MaintenanceFn {

@@ -40,9 +40,7 @@ use talos::sys::power::PowerAction;
 use super::acquire;
 use super::api::{self, Machined};
 use super::pki::WorkerRetry;
-use super::runtime::{
-    BoxFuture, ControlError, MachineStage, NodeObserver, ServiceControl,
-};
+use super::runtime::{BoxFuture, ControlError, MachineStage, NodeObserver, ServiceControl};
 use super::sequencer::control::{start_power_sequence, Controls};
 use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
 use super::sequencer::Sequence;
@@ -194,9 +192,21 @@ pub fn sequence_for_signal(mode: Mode, signal: i32) -> Option<Sequence> {
 async fn handle_signals(node: Arc<Node>) {
     use tokio::signal::unix::{signal, SignalKind};
     let kinds = [
-        ("SIGTERM", SignalKind::terminate(), libc_signal(nix::sys::signal::Signal::SIGTERM)),
-        ("SIGINT", SignalKind::interrupt(), libc_signal(nix::sys::signal::Signal::SIGINT)),
-        ("SIGPWR", SignalKind::from_raw(libc_signal(nix::sys::signal::Signal::SIGPWR)), libc_signal(nix::sys::signal::Signal::SIGPWR)),
+        (
+            "SIGTERM",
+            SignalKind::terminate(),
+            libc_signal(nix::sys::signal::Signal::SIGTERM),
+        ),
+        (
+            "SIGINT",
+            SignalKind::interrupt(),
+            libc_signal(nix::sys::signal::Signal::SIGINT),
+        ),
+        (
+            "SIGPWR",
+            SignalKind::from_raw(libc_signal(nix::sys::signal::Signal::SIGPWR)),
+            libc_signal(nix::sys::signal::Signal::SIGPWR),
+        ),
     ];
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for (name, kind, number) in kinds {
@@ -342,11 +352,17 @@ impl DirectServices {
                     "--pki-dir".into(),
                     path(super::pki::TRUSTD_DIR),
                     "--token-file".into(),
-                    format!("{}/{}", path(super::pki::TRUSTD_DIR), super::pki::TOKEN_FILE),
+                    format!(
+                        "{}/{}",
+                        path(super::pki::TRUSTD_DIR),
+                        super::pki::TOKEN_FILE
+                    ),
                 ],
                 50001,
             )),
-            other => Err(ControlError::NotFound(format!("service {other:?} not found"))),
+            other => Err(ControlError::NotFound(format!(
+                "service {other:?} not found"
+            ))),
         }
     }
 
@@ -610,7 +626,8 @@ pub fn main(cli: &super::Cli) -> ExitCode {
         talos::sys::mount::mount_table(std::path::Path::new("/"), &table)
     });
     let cmdline = Cmdline::read(std::path::Path::new(talos::platform::cmdline::PROC_CMDLINE));
-    let platform_name = talos::platform::detect(std::env::var("PLATFORM").ok().as_deref(), &cmdline);
+    let platform_name =
+        talos::platform::detect(std::env::var("PLATFORM").ok().as_deref(), &cmdline);
     let userdata = std::env::var(talos::platform::container::USERDATA_ENV).ok();
     let logs = Arc::new(LogBuffers::default());
     init_tracing(&logs, platform_name != "container" && is_pid1);
@@ -687,7 +704,10 @@ fn run(
     let listen = match cli.listen.parse() {
         Ok(addr) => addr,
         Err(e) => {
-            tracing::error!("invalid --listen {:?}: {e}; using 0.0.0.0:50000", cli.listen);
+            tracing::error!(
+                "invalid --listen {:?}: {e}; using 0.0.0.0:50000",
+                cli.listen
+            );
             SocketAddr::from(([0, 0, 0, 0], 50000))
         }
     };

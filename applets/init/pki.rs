@@ -77,7 +77,8 @@ impl NodeIdentity {
                 } else {
                     continue;
                 };
-                let link_local_v6 = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+                let link_local_v6 =
+                    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
                 if ip.is_loopback() || link_local_v6 || addresses.contains(&ip) {
                     continue;
                 }
@@ -181,7 +182,13 @@ fn chown(path: &Path, owner: Option<Owner>) -> anyhow::Result<()> {
         .with_context(|| format!("handing {} to uid {}", path.display(), owner.uid))
 }
 
-fn write(dir: &Path, name: &str, data: &[u8], mode: u32, owner: Option<Owner>) -> anyhow::Result<()> {
+fn write(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> anyhow::Result<()> {
     let path = dir.join(name);
     write_atomic(&path, data, WriteOptions::mode(mode).overwrite(true))
         .with_context(|| format!("writing {}", path.display()))?;
@@ -254,7 +261,13 @@ pub fn write_control_plane(
     prepare_dir(trustd_dir, trustd_owner)?;
     write(trustd_dir, "ca.crt", &bundle, 0o644, trustd_owner)?;
     write(trustd_dir, "ca.key", &ca_key, 0o600, trustd_owner)?;
-    write(trustd_dir, "server.crt", &cert.to_pem(), 0o644, trustd_owner)?;
+    write(
+        trustd_dir,
+        "server.crt",
+        &cert.to_pem(),
+        0o644,
+        trustd_owner,
+    )?;
     write(
         trustd_dir,
         "server.key",
@@ -355,7 +368,10 @@ pub async fn write_worker(
             }
         }
     };
-    tracing::info!(endpoint = issued.endpoint, "apid's certificate issued by trustd");
+    tracing::info!(
+        endpoint = issued.endpoint,
+        "apid's certificate issued by trustd"
+    );
     prepare_dir(apid_dir, owner)?;
     // A worker must never hold the OS CA key (left over from a former control-plane config).
     let _ = std::fs::remove_file(apid_dir.join("ca.key"));

@@ -110,7 +110,9 @@ fn query_unescape(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
                         out.push(v);
@@ -154,7 +156,7 @@ fn contains_variable(value: &str, key: &str) -> bool {
 
 /// The `uuid` legacy form: the parameter present with no (or a blank) value.
 fn legacy_uuid(key: &str, values: &[String]) -> bool {
-    key == "uuid" && !(values.len() == 1 && !values[0].trim().is_empty())
+    key == "uuid" && (values.len() != 1 || values[0].trim().is_empty())
 }
 
 /// The URL with its variables replaced, and the variables that had no value on this machine
@@ -487,10 +489,7 @@ mod tests {
     }
 
     /// Serves `responses` one connection each, recording the request lines.
-    async fn serve(
-        listener: tokio::net::TcpListener,
-        responses: Vec<&'static str>,
-    ) -> Vec<String> {
+    async fn serve(listener: tokio::net::TcpListener, responses: Vec<&'static str>) -> Vec<String> {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut seen = Vec::new();
         for response in responses {

@@ -134,7 +134,10 @@ mod tests {
         let cmdline = Cmdline::parse("console=ttyS0 talos.platform=metal");
         assert_eq!(detect(Some("container"), &cmdline), "container");
         assert_eq!(detect(None, &cmdline), "metal");
-        assert_eq!(detect(Some(" "), &Cmdline::parse("talos.platform=aws")), "aws");
+        assert_eq!(
+            detect(Some(" "), &Cmdline::parse("talos.platform=aws")),
+            "aws"
+        );
         assert_eq!(detect(None, &Cmdline::parse("")), "metal");
     }
 

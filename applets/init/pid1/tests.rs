@@ -25,7 +25,10 @@ impl FakeServices {
 
 impl ServiceControl for FakeServices {
     fn start(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
-        self.calls.lock().expect("calls").push(format!("start {id}"));
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("start {id}"));
         let message = format!("Service {id:?} started");
         Box::pin(async move { Ok(message) })
     }
@@ -134,8 +137,7 @@ fn start(userdata: Option<Vec<u8>>) -> Harness {
     let services = Arc::new(FakeServices::default());
     let observer = Arc::new(Recorder::default());
     let events = Arc::new(EventBus::new(1000, 0));
-    let userdata =
-        userdata.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+    let userdata = userdata.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
     let ctx = BootContext {
         socket: socket.clone(),
         options: NodeOptions {
@@ -200,7 +202,13 @@ async fn container_node_boots_serves_the_api_and_shuts_down() {
     h.wait_running().await;
     let root = h.dir.path();
     // Layout, persisted config, PKI.
-    for dir in ["system/state", "system/secrets", "system/run", "var/log/pods", "var/lib/kubelet"] {
+    for dir in [
+        "system/state",
+        "system/secrets",
+        "system/run",
+        "var/log/pods",
+        "var/lib/kubelet",
+    ] {
         assert!(root.join(dir).is_dir(), "{dir}");
     }
     assert_eq!(
@@ -223,7 +231,10 @@ async fn container_node_boots_serves_the_api_and_shuts_down() {
     let mut client = h.client().await;
     let version = client.version(()).await.expect("Version").into_inner();
     let platform = version.messages[0].platform.clone().expect("platform");
-    assert_eq!((platform.name.as_str(), platform.mode.as_str()), ("container", "container"));
+    assert_eq!(
+        (platform.name.as_str(), platform.mode.as_str()),
+        ("container", "container")
+    );
 
     // Sequencer events are on the bus.
     let mut sub = h.events.subscribe(talos::events::WatchOptions {
@@ -234,7 +245,12 @@ async fn container_node_boots_serves_the_api_and_shuts_down() {
     while let Some(e) = sub.try_next() {
         kinds.insert(e.type_url.clone());
     }
-    for kind in ["SequenceEvent", "PhaseEvent", "TaskEvent", "MachineStatusEvent"] {
+    for kind in [
+        "SequenceEvent",
+        "PhaseEvent",
+        "TaskEvent",
+        "MachineStatusEvent",
+    ] {
         assert!(
             kinds.contains(&format!("talos/runtime/machine.{kind}")),
             "{kind} missing: {kinds:?}"
@@ -275,7 +291,10 @@ async fn reset_wipes_state_and_var_then_reboots() {
     assert_eq!(action, FinalAction::Exit(sequences::EXIT_REBOOT));
     assert!(!h.dir.path().join("system/state/config.yaml").exists());
     assert!(!h.dir.path().join("var/lib").exists());
-    assert!(h.dir.path().join("var").is_dir(), "the mount point itself stays");
+    assert!(
+        h.dir.path().join("var").is_dir(),
+        "the mount point itself stays"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +427,10 @@ fn controls_node(controls: &Controls) -> Arc<Node> {
 fn signals_map_to_sequences() {
     use nix::sys::signal::Signal;
     let s = |m, sig: Signal| sequence_for_signal(m, sig as i32);
-    assert_eq!(s(Mode::Container, Signal::SIGTERM), Some(Sequence::Shutdown));
+    assert_eq!(
+        s(Mode::Container, Signal::SIGTERM),
+        Some(Sequence::Shutdown)
+    );
     assert_eq!(s(Mode::Container, Signal::SIGINT), Some(Sequence::Shutdown));
     assert_eq!(s(Mode::Metal, Signal::SIGINT), Some(Sequence::Reboot));
     assert_eq!(s(Mode::Metal, Signal::SIGPWR), Some(Sequence::Shutdown));

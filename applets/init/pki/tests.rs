@@ -19,11 +19,7 @@ fn node() -> NodeIdentity {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .expect("meta")
-        .permissions()
-        .mode()
-        & 0o777
+    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
 }
 
 fn sans(pem: &[u8]) -> (Vec<String>, Vec<IpAddr>) {
@@ -55,11 +51,24 @@ fn control_plane_files() {
     let (apid, trustd) = (dir.path().join("apid"), dir.path().join("trustd"));
     write_control_plane(&config, &apid, &trustd, &node(), None).expect("written");
 
-    let machine = config.v1alpha1().and_then(|c| c.machine.as_ref()).expect("m");
+    let machine = config
+        .v1alpha1()
+        .and_then(|c| c.machine.as_ref())
+        .expect("m");
     let ca = machine.ca.as_ref().expect("ca");
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).expect("b64");
-    assert_eq!(std::fs::read(apid.join("ca.crt")).expect("ca"), b64(&ca.crt));
-    assert_eq!(std::fs::read(apid.join("ca.key")).expect("key"), b64(&ca.key));
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .expect("b64")
+    };
+    assert_eq!(
+        std::fs::read(apid.join("ca.crt")).expect("ca"),
+        b64(&ca.crt)
+    );
+    assert_eq!(
+        std::fs::read(apid.join("ca.key")).expect("key"),
+        b64(&ca.key)
+    );
     assert_eq!(mode(&apid.join("ca.key")), 0o600);
     assert_eq!(mode(&apid), 0o700);
     assert_eq!(
@@ -82,7 +91,10 @@ fn control_plane_files() {
     let (dns, ips) = sans(&server);
     assert!(dns.contains(&"talos-cp-1".to_string()), "{dns:?}");
     assert!(dns.contains(&"base".to_string()), "endpoint host: {dns:?}");
-    assert!(ips.contains(&IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))), "{ips:?}");
+    assert!(
+        ips.contains(&IpAddr::V4(Ipv4Addr::new(10, 5, 0, 2))),
+        "{ips:?}"
+    );
     assert!(ips.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{ips:?}");
 }
 
@@ -192,7 +204,10 @@ fn worker_gets_its_certificate_from_a_real_trustd() {
     let crt = std::fs::read(worker_apid.join("server.crt")).expect("server.crt");
     let (dns, ips) = sans(&crt);
     assert!(dns.contains(&"talos-worker-1".to_string()), "{dns:?}");
-    assert!(ips.contains(&IpAddr::V4(Ipv4Addr::new(10, 5, 0, 3))), "{ips:?}");
+    assert!(
+        ips.contains(&IpAddr::V4(Ipv4Addr::new(10, 5, 0, 3))),
+        "{ips:?}"
+    );
     assert_eq!(mode(&worker_apid.join("server.key")), 0o600);
     assert!(!worker_apid.join("ca.key").exists());
     let ca = std::fs::read_to_string(worker_apid.join("ca.crt")).expect("ca.crt");

@@ -24,8 +24,7 @@ use super::sequences::{self, Node, WipeTarget};
 use super::{Phase, Sequence};
 use crate::init::acquire::{parse_and_validate, persist};
 use crate::init::runtime::{
-    ApplyOutcome, ApplyRequest, BoxFuture, ConfigControl, ControlError, PowerControl,
-    PowerRequest,
+    ApplyOutcome, ApplyRequest, BoxFuture, ConfigControl, ControlError, PowerControl, PowerRequest,
 };
 
 /// The sequencer's API face.

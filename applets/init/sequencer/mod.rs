@@ -177,15 +177,13 @@ struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.sequencer
-            .state
-            .send_if_modified(|state| match state {
-                Some(s) if s.id == self.id => {
-                    *state = None;
-                    true
-                }
-                _ => false,
-            });
+        self.sequencer.state.send_if_modified(|state| match state {
+            Some(s) if s.id == self.id => {
+                *state = None;
+                true
+            }
+            _ => false,
+        });
     }
 }
 
@@ -350,7 +348,9 @@ impl Sequencer {
         force: bool,
     ) -> Result<(), SequenceError> {
         let guard = self.lock(sequence, force).await?;
-        let result = self.run_locked(sequence, phases, guard.cancel.clone()).await;
+        let result = self
+            .run_locked(sequence, phases, guard.cancel.clone())
+            .await;
         if let Err(e) = &result {
             let code = match e {
                 SequenceError::Canceled(_) => common_pb::Code::Canceled,
@@ -382,10 +382,7 @@ impl Sequencer {
             let progress = format!("{number}/{total}");
             let phase_started = Instant::now();
             let name = phase.name.clone();
-            tracing::info!(
-                "phase {name} ({progress}): {} tasks(s)",
-                phase.tasks.len()
-            );
+            tracing::info!("phase {name} ({progress}): {} tasks(s)", phase.tasks.len());
             self.publish_phase(&name, pb::phase_event::Action::Start);
             let outcome = self
                 .run_phase(sequence, number, phase, cancel.clone())

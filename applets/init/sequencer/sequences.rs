@@ -264,7 +264,11 @@ pub const VAR_DIRS: &[(&str, u32)] = &[
     ("/var/lib/kubelet/seccomp/profiles", 0o700),
 ];
 
-fn task(node: &Arc<Node>, name: &str, f: fn(Arc<Node>) -> super::BoxFuture<'static, anyhow::Result<()>>) -> Task {
+fn task(
+    node: &Arc<Node>,
+    name: &str,
+    f: fn(Arc<Node>) -> super::BoxFuture<'static, anyhow::Result<()>>,
+) -> Task {
     let node = Arc::clone(node);
     Task::new(name, move || f(node))
 }
@@ -346,7 +350,9 @@ pub fn boot(node: &Arc<Node>) -> Vec<Phase> {
         ),
         Phase::new(
             "etc",
-            vec![task(node, "writeEtcFiles", |n| Box::pin(write_etc_files(n)))],
+            vec![task(node, "writeEtcFiles", |n| {
+                Box::pin(write_etc_files(n))
+            })],
         ),
         Phase::new(
             "pki",

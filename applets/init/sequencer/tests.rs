@@ -55,7 +55,10 @@ async fn phases_run_in_order_and_tasks_of_a_phase_together() {
     let phases = vec![
         Phase::new(
             "one",
-            vec![recording_task(&log, "slow", 80), recording_task(&log, "fast", 1)],
+            vec![
+                recording_task(&log, "slow", 80),
+                recording_task(&log, "fast", 1),
+            ],
         ),
         Phase::new("two", vec![recording_task(&log, "last", 0)]),
     ];
@@ -80,10 +83,7 @@ async fn phases_run_in_order_and_tasks_of_a_phase_together() {
         .map(|e| (e.1.as_str(), e.2))
         .collect();
     assert_eq!(phases, vec![("one", 0), ("one", 1), ("two", 0), ("two", 1)]);
-    let tasks = events
-        .iter()
-        .filter(|e| e.0 == "machine.TaskEvent")
-        .count();
+    let tasks = events.iter().filter(|e| e.0 == "machine.TaskEvent").count();
     assert_eq!(tasks, 6);
 }
 
@@ -229,7 +229,10 @@ async fn reboot_takes_over_boot() {
     started.notified().await;
     assert!(seq.check(Sequence::Reboot, false).is_ok());
     let ran = Arc::new(Mutex::new(Vec::new()));
-    let phases = vec![Phase::new("reboot", vec![recording_task(&ran, "reboot", 0)])];
+    let phases = vec![Phase::new(
+        "reboot",
+        vec![recording_task(&ran, "reboot", 0)],
+    )];
     tokio::time::timeout(
         Duration::from_secs(5),
         seq.run(Sequence::Reboot, phases, false),
