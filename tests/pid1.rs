@@ -150,6 +150,7 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     ))
     .expect("fixture");
 
+    let spawned = Instant::now();
     let mut child = Command::new("unshare")
         .args([
             "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "sh", "-c", SETUP,
@@ -220,12 +221,17 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(platform, "container");
+    eprintln!(
+        "machined answered Version {:?} after start",
+        spawned.elapsed()
+    );
 
     assert!(
         node.wait_for_log("boot sequence: done", Duration::from_secs(60)),
         "boot did not finish; log:\n{}",
         node.log()
     );
+    eprintln!("boot sequence done {:?} after start", spawned.elapsed());
     let log = node.log();
     for needle in [
         "/proc: Mounted",
@@ -267,6 +273,9 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     );
     assert!(log.contains("task stopAllServices (1/1): done"), "{log}");
     assert!(!socket.exists(), "socket removed");
+    if std::env::var_os("PID1_TEST_LOG").is_some() {
+        eprintln!("{log}");
+    }
     assert!(
         !Path::new(&newroot).join("talos").join("talos").exists(),
         "private mounts gone"

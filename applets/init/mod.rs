@@ -80,7 +80,14 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         return maintenance::main(&cli);
     }
     if !cli.api_only {
-        return pid1::main(&cli);
+        if std::process::id() == 1 {
+            return pid1::main(&cli);
+        }
+        eprintln!(
+            "machined: not running as PID 1; the node's init must be PID 1 (use --api-only or \
+             --maintenance for development)"
+        );
+        return ExitCode::from(2);
     }
     match run_api_only(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,7 +51,7 @@ pub const FATAL_REBOOT_DELAY: Duration = Duration::from_secs(10);
 /// How long Boot waits for its services (Talos: 70 min).
 pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(70 * 60);
 /// How long the API may take to finish in-flight calls when the node goes down.
-const API_GRACE: Duration = Duration::from_secs(5);
+const API_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything [`boot`] needs besides the supervisor and the resource store.
 pub struct BootContext {
