@@ -120,37 +120,36 @@ fn which(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
+fn skip(name: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "SKIPPED (needs root): container_node_as_pid1_boots_answers_and_stops_on_sigterm"
-        );
-        return;
+        eprintln!("SKIPPED (needs root): {name}");
+        return true;
     }
     if !which("unshare") || !which("ip") || !which("chroot") {
-        eprintln!("SKIPPED (needs unshare, ip and chroot): container_node_as_pid1");
-        return;
+        eprintln!("SKIPPED (needs unshare, ip and chroot): {name}");
+        return true;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (newroot, system, var) = (
-        dir.path().join("root"),
-        dir.path().join("system"),
-        dir.path().join("var"),
-    );
+    false
+}
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/pid1/controlplane.yaml"
+    ))
+    .expect("fixture")
+}
+
+/// Starts `talos init` as PID 1 with `USERDATA` = `config`; `/system` and `/var` are
+/// `dir/system` and `dir/var`.
+fn start(dir: &Path, config: &[u8]) -> Node {
+    let (newroot, system, var) = (dir.join("root"), dir.join("system"), dir.join("var"));
     for d in [&newroot, &system, &var] {
         std::fs::create_dir_all(d).expect("dir");
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_talos"));
     let bindir = bin.parent().expect("bin dir").to_path_buf();
     assert_eq!(bin.file_name().and_then(|n| n.to_str()), Some("talos"));
-    let config = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/pid1/controlplane.yaml"
-    ))
-    .expect("fixture");
-
-    let spawned = Instant::now();
     let mut child = Command::new("unshare")
         .args([
             "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "sh", "-c", SETUP,
@@ -164,7 +163,7 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
         .env("PLATFORM", "container")
         .env(
             "USERDATA",
-            base64::engine::general_purpose::STANDARD.encode(&config),
+            base64::engine::general_purpose::STANDARD.encode(config),
         )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -196,21 +195,23 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
             }
         });
     }
-    let mut node = Node {
+    Node {
         unshare: Some(child),
         log,
-    };
+    }
+}
 
-    let socket = system.join("run/machined/machine.sock");
+/// Waits until machined's socket answers `Version`; returns the platform name.
+fn wait_version(node: &Node, socket: &Path) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let platform = loop {
+    loop {
         if socket.exists() {
-            if let Ok(name) = rt.block_on(version(socket.clone())) {
-                break name;
+            if let Ok(name) = rt.block_on(version(socket.to_path_buf())) {
+                return name;
             }
         }
         assert!(
@@ -219,8 +220,47 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
             node.log()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM to PID 1; returns its exit code and the log.
+fn terminate(node: &mut Node) -> (Option<i32>, String) {
+    let pid = node.init_pid().expect("init pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let mut unshare = node.unshare.take().expect("unshare");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = unshare.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            node.unshare = Some(unshare);
+            panic!("init did not exit after SIGTERM; log:\n{}", node.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(platform, "container");
+    let log = node.log();
+    if std::env::var_os("PID1_TEST_LOG").is_some() {
+        eprintln!("{log}");
+    }
+    (status.code(), log)
+}
+
+#[test]
+fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
+    if skip("container_node_as_pid1_boots_answers_and_stops_on_sigterm") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (system, var) = (dir.path().join("system"), dir.path().join("var"));
+    let spawned = Instant::now();
+    let mut node = start(dir.path(), &fixture());
+    let socket = system.join("run/machined/machine.sock");
+    assert_eq!(wait_version(&node, &socket), "container");
     eprintln!(
         "machined answered Version {:?} after start",
         spawned.elapsed()
@@ -247,37 +287,51 @@ fn container_node_as_pid1_boots_answers_and_stops_on_sigterm() {
     assert!(system.join("secrets/trustd/server.crt").is_file());
     assert!(var.join("log/pods").is_dir());
 
-    let pid = node.init_pid().expect("init pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let mut unshare = node.unshare.take().expect("unshare");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = unshare.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            node.unshare = Some(unshare);
-            panic!("init did not exit after SIGTERM; log:\n{}", node.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = node.log();
-    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    let (code, log) = terminate(&mut node);
+    assert_eq!(code, Some(0), "log:\n{log}");
     assert!(
         log.contains("SIGTERM received: running the shutdown sequence"),
         "{log}"
     );
     assert!(log.contains("task stopAllServices (1/1): done"), "{log}");
     assert!(!socket.exists(), "socket removed");
-    if std::env::var_os("PID1_TEST_LOG").is_some() {
-        eprintln!("{log}");
-    }
     assert!(
-        !Path::new(&newroot).join("talos").join("talos").exists(),
+        !dir.path().join("root/talos/talos").exists(),
         "private mounts gone"
+    );
+}
+
+#[test]
+fn invalid_userdata_keeps_the_node_in_maintenance_and_persists_nothing() {
+    if skip("invalid_userdata_keeps_the_node_in_maintenance_and_persists_nothing") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = dir.path().join("system");
+    let bad = String::from_utf8(fixture())
+        .expect("utf8")
+        .replace("type: controlplane", "type: bogus");
+    let mut node = start(dir.path(), bad.as_bytes());
+    let socket = system.join("run/machined/machine.sock");
+    // The API is up while the node waits for a config.
+    assert_eq!(wait_version(&node, &socket), "container");
+    assert!(
+        node.wait_for_log("maintenance API listening", Duration::from_secs(60)),
+        "no maintenance mode; log:\n{}",
+        node.log()
+    );
+    let log = node.log();
+    assert!(log.contains("config validation failed"), "{log}");
+    assert!(log.contains("machine.type"), "{log}");
+    assert!(
+        !system.join("state/config.yaml").exists(),
+        "nothing persisted"
+    );
+
+    let (code, log) = terminate(&mut node);
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert!(
+        !system.join("state/config.yaml").exists(),
+        "nothing persisted"
     );
 }
