@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod logbuf;
 pub mod net;
 pub mod provision;
+pub mod platform;
 pub mod proxy;
 pub mod resources;
 pub mod rootfs;

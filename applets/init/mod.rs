@@ -1,20 +1,23 @@
 //! The `init` applet, also called `machined`.
 //!
-//! On a node this will be PID 1 (mounts, sequencer, supervisor; a later issue). Today it runs
-//! in one mode, for development and tests:
-//!
 //! ```text
+//! talos init                      # PID 1 (see [`pid1`]): mounts, sequencer, API, services
 //! talos machined --api-only [--socket PATH] [--state-dir DIR] [--platform container|metal]
+//! talos machined --maintenance [--listen ADDR] --state-dir DIR
 //! ```
 //!
-//! which serves only machined's API (see [`api`]) on a unix socket (mode 0600; a stale socket
-//! is replaced; the socket is removed on SIGTERM/SIGINT). Logs go to stderr and to the
-//! in-memory buffer of service `machined`, which `Logs` serves.
+//! `--api-only` serves only machined's API (see [`api`]) on a unix socket (mode 0600; a stale
+//! socket is replaced; the socket is removed on SIGTERM/SIGINT), for development and tests.
+//! Logs go to stderr and to the in-memory buffer of service `machined`, which `Logs` serves.
 
+pub mod acquire;
 pub mod api;
 pub mod controllers;
 pub mod maintenance;
+pub mod pid1;
+pub mod pki;
 pub mod runtime;
+pub mod sequencer;
 pub mod services;
 pub mod supervisor;
 
@@ -79,7 +82,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         return maintenance::main(&cli);
     }
     if !cli.api_only {
-        eprintln!("machined: running as PID 1 is not available in this build yet; use --api-only");
+        if std::process::id() == 1 {
+            return pid1::main(&cli);
+        }
+        eprintln!(
+            "machined: not running as PID 1; the node's init must be PID 1 (use --api-only or \
+             --maintenance for development)"
+        );
         return ExitCode::from(2);
     }
     match run_api_only(cli) {

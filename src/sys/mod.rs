@@ -13,12 +13,16 @@
 //! | [`reaper`] | `waitpid(2)`: the one reaper of child processes |
 //! | [`spawn`] | `pre_exec` hooks: session, namespaces, cgroup, credentials, capabilities |
 //! | [`cgroup`] | cgroup v2 groups, limits, membership |
+//! | [`mount`] | `mount(2)`, `/proc/self/mountinfo`, the pseudo-filesystem table |
+//! | [`power`] | `reboot(2)`, Ctrl-Alt-Del |
 
 pub mod blockdev;
 pub mod cgroup;
 pub mod fs;
 pub mod kmsg;
 pub mod ns;
+pub mod mount;
+pub mod power;
 pub mod process;
 pub mod procfs;
 pub mod reaper;

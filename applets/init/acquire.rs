@@ -1,0 +1,420 @@
+//! Config acquisition, in Talos's order:
+//!
+//! 1. the persisted config `/system/state/config.yaml`, if it parses and validates;
+//! 2. the platform's source (`USERDATA` on the container platform, the `talos.config=` URL on
+//!    metal); a valid config is persisted atomically (0600) before it is used;
+//! 3. otherwise maintenance mode ([`super::maintenance::run`]) until a valid config is applied.
+//!
+//! An invalid config is never persisted: the reason is logged, published as a
+//! `machine.ConfigLoadErrorEvent` / `machine.ConfigValidationErrorEvent`, reported to the
+//! [`NodeObserver`] as an unmet condition, and the node waits in maintenance mode.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use talos::api::machine as pb;
+use talos::config::{Config, Mode};
+use talos::events::{runtime_type_url, EventBus};
+use talos::fsutil::{write_atomic, WriteOptions};
+use talos::logbuf::LogBuffers;
+use talos::platform::Platform;
+
+use super::maintenance::{self, Applied};
+use super::runtime::{BoxFuture, MachineStage, NodeObserver};
+
+/// The machine config file inside the state directory.
+pub const CONFIG_FILE: &str = maintenance::CONFIG_FILE;
+
+/// Where the config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The persisted `config.yaml`.
+    State,
+    /// The platform (its name).
+    Platform(String),
+    /// Applied in maintenance mode.
+    Maintenance,
+}
+
+/// A valid config and where it came from.
+#[derive(Debug, Clone)]
+pub struct Acquired {
+    /// The parsed config.
+    pub config: Arc<Config>,
+    /// Its source.
+    pub source: ConfigSource,
+    /// Validation warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Runs maintenance mode until a config is applied (`Some`) or a signal ends it (`None`).
+pub type MaintenanceFn = Arc<
+    dyn Fn(maintenance::Options) -> BoxFuture<'static, anyhow::Result<Option<Applied>>>
+        + Send
+        + Sync,
+>;
+
+/// The real maintenance mode, logging into `logs`.
+pub fn real_maintenance(logs: Arc<LogBuffers>) -> MaintenanceFn {
+    Arc::new(move |opts| {
+        let logs = Arc::clone(&logs);
+        Box::pin(async move { maintenance::run(opts, logs).await })
+    })
+}
+
+/// What acquisition needs.
+pub struct Acquire<'a> {
+    /// `/system/state`.
+    pub state_dir: PathBuf,
+    /// Validation mode.
+    pub mode: Mode,
+    /// The platform (its source).
+    pub platform: &'a dyn Platform,
+    /// Where maintenance mode listens.
+    pub maintenance_listen: SocketAddr,
+    /// Maintenance mode itself.
+    pub maintenance: MaintenanceFn,
+    /// Reports stage and unmet conditions.
+    pub observer: Arc<dyn NodeObserver>,
+    /// Error events.
+    pub events: Arc<EventBus>,
+}
+
+/// Why a config was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// It does not parse.
+    Load(String),
+    /// It parses but does not validate.
+    Validation(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Load(m) => write!(f, "failed to load config: {m}"),
+            Refusal::Validation(m) => write!(f, "config validation failed: {m}"),
+        }
+    }
+}
+
+/// Parses and validates `bytes` for `mode`; returns the config and its warnings.
+pub fn parse_and_validate(
+    bytes: &[u8],
+    what: &str,
+    mode: Mode,
+) -> Result<(Config, Vec<String>), Refusal> {
+    let config = Config::from_yaml(bytes, what).map_err(|e| Refusal::Load(e.to_string()))?;
+    let warnings = config
+        .validate(mode, false)
+        .map_err(|e| Refusal::Validation(e.to_string()))?;
+    Ok((config, warnings.iter().map(ToString::to_string).collect()))
+}
+
+/// Persists a config atomically, 0600, replacing the previous one.
+pub fn persist(state_dir: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = state_dir.join(CONFIG_FILE);
+    write_atomic(&path, bytes, WriteOptions::PRIVATE.overwrite(true))
+        .with_context(|| format!("persisting the machine config to {}", path.display()))?;
+    Ok(path)
+}
+
+impl Acquire<'_> {
+    fn refused(&self, source: &str, refusal: &Refusal) {
+        tracing::error!("config from {source} refused: {refusal}");
+        let (type_name, payload) = match refusal {
+            Refusal::Load(m) => (
+                "machine.ConfigLoadErrorEvent",
+                pb::ConfigLoadErrorEvent {
+                    error: format!("{source}: {m}"),
+                }
+                .encode_to_vec(),
+            ),
+            Refusal::Validation(m) => (
+                "machine.ConfigValidationErrorEvent",
+                pb::ConfigValidationErrorEvent {
+                    error: format!("{source}: {m}"),
+                }
+                .encode_to_vec(),
+            ),
+        };
+        self.events
+            .publish(&runtime_type_url(type_name), payload, "");
+        self.observer
+            .ready(false, vec![format!("config: {source}: {refusal}")]);
+    }
+
+    /// Finds a valid config; `None` when a signal ended maintenance mode.
+    pub async fn run(&self) -> anyhow::Result<Option<Acquired>> {
+        let path = self.state_dir.join(CONFIG_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let what = path.display().to_string();
+                match parse_and_validate(&bytes, &what, self.mode) {
+                    Ok((config, warnings)) => {
+                        tracing::info!("loaded machine config from {what}");
+                        return Ok(Some(Acquired {
+                            config: Arc::new(config),
+                            source: ConfigSource::State,
+                            warnings,
+                        }));
+                    }
+                    Err(refusal) => self.refused(&what, &refusal),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!("no persisted machine config at {}", path.display());
+            }
+            Err(e) => tracing::error!("reading {}: {e}", path.display()),
+        }
+
+        let name = self.platform.name().to_string();
+        let source = format!("platform {name}");
+        match self.platform.configuration().await {
+            Ok(Some(bytes)) => match parse_and_validate(&bytes, &source, self.mode) {
+                Ok((config, warnings)) => {
+                    let stored = persist(&self.state_dir, &bytes)?;
+                    tracing::info!(
+                        "machine config from {source} is valid; stored in {}",
+                        stored.display()
+                    );
+                    return Ok(Some(Acquired {
+                        config: Arc::new(config),
+                        source: ConfigSource::Platform(name),
+                        warnings,
+                    }));
+                }
+                Err(refusal) => self.refused(&source, &refusal),
+            },
+            Ok(None) => tracing::info!("{source} provides no machine config"),
+            Err(e) => {
+                self.refused(&source, &Refusal::Load(e.to_string()));
+            }
+        }
+
+        self.maintenance_loop().await
+    }
+
+    async fn maintenance_loop(&self) -> anyhow::Result<Option<Acquired>> {
+        loop {
+            self.observer.stage(MachineStage::Maintenance);
+            tracing::info!(
+                listen = %self.maintenance_listen,
+                "entering maintenance mode: waiting for a machine config (talosctl apply-config --insecure)"
+            );
+            let opts = maintenance::Options {
+                listen: self.maintenance_listen,
+                state_dir: self.state_dir.clone(),
+                platform: self.mode.to_string(),
+            };
+            let Some(applied) = (self.maintenance)(opts).await? else {
+                tracing::info!("maintenance mode ended without a config");
+                return Ok(None);
+            };
+            let bytes = std::fs::read(&applied.path)
+                .with_context(|| format!("reading {}", applied.path.display()))?;
+            match parse_and_validate(&bytes, "the applied configuration", self.mode) {
+                Ok((config, warnings)) => {
+                    tracing::info!("machine config applied in maintenance mode");
+                    self.observer.stage(MachineStage::Booting);
+                    return Ok(Some(Acquired {
+                        config: Arc::new(config),
+                        source: ConfigSource::Maintenance,
+                        warnings,
+                    }));
+                }
+                Err(refusal) => {
+                    // Maintenance mode validates before storing; never keep a bad one anyway.
+                    let _ = std::fs::remove_file(&applied.path);
+                    self.refused("the applied configuration", &refusal);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use base64::Engine as _;
+    use talos::platform::container::Container;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub(crate) struct Recorder {
+        pub stages: Mutex<Vec<MachineStage>>,
+        pub unmet: Mutex<Vec<String>>,
+    }
+
+    impl NodeObserver for Recorder {
+        fn config_loaded(&self, _config: Arc<Config>) {}
+        fn stage(&self, stage: MachineStage) {
+            self.stages.lock().expect("stages").push(stage);
+        }
+        fn ready(&self, _ready: bool, unmet: Vec<String>) {
+            self.unmet.lock().expect("unmet").extend(unmet);
+        }
+    }
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/pid1/controlplane.yaml"
+        ))
+        .expect("fixture config")
+    }
+
+    /// A maintenance mode that "receives" `config` at once (or ends without one).
+    fn fake_maintenance(config: Option<Vec<u8>>, calls: Arc<Mutex<u32>>) -> MaintenanceFn {
+        Arc::new(move |opts: maintenance::Options| {
+            let config = config.clone();
+            let calls = Arc::clone(&calls);
+            Box::pin(async move {
+                *calls.lock().expect("calls") += 1;
+                let Some(bytes) = config else {
+                    return Ok(None);
+                };
+                let path = persist(&opts.state_dir, &bytes)?;
+                Ok(Some(Applied {
+                    path,
+                    mode: pb::apply_configuration_request::Mode::Auto,
+                }))
+            })
+        })
+    }
+
+    fn acquire<'a>(
+        dir: &Path,
+        platform: &'a dyn Platform,
+        maintenance: MaintenanceFn,
+        observer: Arc<Recorder>,
+    ) -> Acquire<'a> {
+        Acquire {
+            state_dir: dir.to_path_buf(),
+            mode: Mode::Container,
+            platform,
+            maintenance_listen: "127.0.0.1:0".parse().expect("addr"),
+            maintenance,
+            observer,
+            events: Arc::new(EventBus::new(100, 0)),
+        }
+    }
+
+    fn b64(data: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
+    #[tokio::test]
+    async fn persisted_config_beats_the_platform() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        persist(dir.path(), &fixture()).expect("persist");
+        // The platform offers garbage: it must not even be looked at.
+        let platform = Container::new(Some(b64(b"not: [valid")));
+        let calls = Arc::new(Mutex::new(0));
+        let a = acquire(
+            dir.path(),
+            &platform,
+            fake_maintenance(None, Arc::clone(&calls)),
+            Arc::default(),
+        );
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::State);
+        assert_eq!(*calls.lock().expect("calls"), 0);
+    }
+
+    #[tokio::test]
+    async fn valid_userdata_is_persisted_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let platform = Container::new(Some(b64(&fixture())));
+        let a = acquire(
+            dir.path(),
+            &platform,
+            fake_maintenance(None, Arc::default()),
+            Arc::default(),
+        );
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Platform("container".into()));
+        let path = dir.path().join(CONFIG_FILE);
+        assert_eq!(std::fs::read(&path).expect("stored"), fixture());
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn invalid_userdata_goes_to_maintenance_and_is_never_persisted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Parses, but the machine type is wrong.
+        let text = String::from_utf8(fixture())
+            .expect("utf8")
+            .replace("type: controlplane", "type: bogus");
+        let platform = Container::new(Some(b64(text.as_bytes())));
+        let observer = Arc::new(Recorder::default());
+        let calls = Arc::new(Mutex::new(0));
+        let a = acquire(
+            dir.path(),
+            &platform,
+            fake_maintenance(None, Arc::clone(&calls)),
+            Arc::clone(&observer),
+        );
+        let got = a.run().await.expect("ok");
+        assert!(got.is_none(), "maintenance ended without a config");
+        assert_eq!(*calls.lock().expect("calls"), 1);
+        assert!(!dir.path().join(CONFIG_FILE).exists(), "nothing persisted");
+        assert_eq!(
+            *observer.stages.lock().expect("stages"),
+            vec![MachineStage::Maintenance]
+        );
+        let unmet = observer.unmet.lock().expect("unmet").join("\n");
+        assert!(unmet.contains("machine.type"), "{unmet}");
+    }
+
+    #[tokio::test]
+    async fn undecodable_userdata_goes_to_maintenance_which_supplies_the_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let platform = Container::new(Some("%%%".into()));
+        let observer = Arc::new(Recorder::default());
+        let a = acquire(
+            dir.path(),
+            &platform,
+            fake_maintenance(Some(fixture()), Arc::default()),
+            Arc::clone(&observer),
+        );
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Maintenance);
+        assert_eq!(
+            *observer.stages.lock().expect("stages"),
+            vec![MachineStage::Maintenance, MachineStage::Booting]
+        );
+        assert!(observer
+            .unmet
+            .lock()
+            .expect("unmet")
+            .join("")
+            .contains("USERDATA"));
+    }
+
+    #[tokio::test]
+    async fn invalid_persisted_config_falls_through_to_the_platform() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        persist(dir.path(), b"version: v1alpha1\nmachine: 7\n").expect("persist");
+        let platform = Container::new(Some(b64(&fixture())));
+        let a = acquire(
+            dir.path(),
+            &platform,
+            fake_maintenance(None, Arc::default()),
+            Arc::default(),
+        );
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Platform("container".into()));
+        assert_eq!(
+            std::fs::read(dir.path().join(CONFIG_FILE)).expect("stored"),
+            fixture()
+        );
+    }
+}

@@ -1,0 +1,591 @@
+//! The contents of machined's sequences, as Talos 1.7 runs them where they make sense here.
+//!
+//! | sequence | phases (tasks) |
+//! |---|---|
+//! | Initialize | systemRequirements (setupSystemDirectory, mountPseudoFilesystems) → machined (startMachined) → config (loadConfig) |
+//! | Boot | var (setupVarDirectory) → etc (writeEtcFiles) → pki (writeAPIPKI) → startEverything (startAllServices) |
+//! | Reboot | stopEverything (stopAllServices) → reboot (reboot) |
+//! | Shutdown | stopEverything (stopAllServices) → shutdown (shutdown) |
+//! | Reset | stopEverything (stopAllServices) → reset (resetSystemDisk) → reboot or shutdown |
+//!
+//! The last task of Reboot, Shutdown and Reset does not end the process itself: it records the
+//! [`FinalAction`] (an exit code on the container platform, a `reboot(2)` command on metal),
+//! which PID 1 performs once the API server has stopped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use talos::api::machine as pb;
+use talos::config::Config;
+use talos::events::{runtime_type_url, EventBus};
+use talos::platform::{Mode, Platform};
+use talos::sys::power::PowerAction;
+use tokio::sync::watch;
+
+use super::{Phase, Sequence, Sequencer, Task};
+use crate::init::acquire::{Acquire, MaintenanceFn};
+use crate::init::pki::{self, NodeIdentity, WorkerRetry};
+use crate::init::runtime::{MachineStage, NodeObserver, ServiceControl};
+
+/// Container exit code: powered off (stays down).
+pub const EXIT_POWER_OFF: u8 = 0;
+/// Container exit code: reboot (the launcher starts the node again).
+pub const EXIT_REBOOT: u8 = 10;
+
+/// How a power sequence ends the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalAction {
+    /// Exit with this code (container platform).
+    Exit(u8),
+    /// `reboot(2)` (metal).
+    Power(PowerAction),
+}
+
+/// Settings of a node (tests change paths and timings).
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// The root the `/system` and `/var` paths are below (`/` on a node).
+    pub root: PathBuf,
+    /// Mount the pseudo filesystems (PID 1 only).
+    pub mount_pseudo: bool,
+    /// Set the host name from `machine.network.hostname` (PID 1 only: never in tests).
+    pub set_hostname: bool,
+    /// Hand PKI files to the services' users (apid 50, trustd 51).
+    pub chown_pki: bool,
+    /// Where maintenance mode listens.
+    pub maintenance_listen: SocketAddr,
+    /// Maintenance mode.
+    pub maintenance: MaintenanceFn,
+    /// How long Boot waits for services.
+    pub service_timeout: Duration,
+    /// How workers retry trustd.
+    pub worker_retry: WorkerRetry,
+    /// trustd endpoints for workers (default: from the config).
+    pub trustd_endpoints: Option<Vec<String>>,
+    /// What Shutdown does on metal (`talos.shutdown=`).
+    pub shutdown_action: PowerAction,
+}
+
+/// Everything the tasks work on.
+pub struct Node {
+    /// Settings.
+    pub options: NodeOptions,
+    /// The platform.
+    pub platform: Arc<dyn Platform>,
+    /// The service supervisor.
+    pub services: Arc<dyn ServiceControl>,
+    /// The resource store bridge.
+    pub observer: Arc<dyn NodeObserver>,
+    /// The event bus.
+    pub events: Arc<EventBus>,
+    /// The sequencer.
+    pub sequencer: Sequencer,
+    config: RwLock<Option<Arc<Config>>>,
+    final_action: watch::Sender<Option<FinalAction>>,
+}
+
+/// The stage names `MachineStatusEvent` uses.
+fn stage_pb(stage: MachineStage) -> pb::machine_status_event::MachineStage {
+    use pb::machine_status_event::MachineStage as S;
+    match stage {
+        MachineStage::Unknown => S::Unknown,
+        MachineStage::Booting => S::Booting,
+        MachineStage::Installing => S::Installing,
+        MachineStage::Maintenance => S::Maintenance,
+        MachineStage::Running => S::Running,
+        MachineStage::Rebooting => S::Rebooting,
+        MachineStage::ShuttingDown => S::ShuttingDown,
+        MachineStage::Resetting => S::Resetting,
+        MachineStage::Upgrading => S::Upgrading,
+    }
+}
+
+impl Node {
+    /// A node; `Arc` because tasks hold it.
+    pub fn new(
+        options: NodeOptions,
+        platform: Arc<dyn Platform>,
+        services: Arc<dyn ServiceControl>,
+        observer: Arc<dyn NodeObserver>,
+        events: Arc<EventBus>,
+    ) -> Arc<Node> {
+        Arc::new(Node {
+            options,
+            platform,
+            services,
+            observer,
+            sequencer: Sequencer::new(Arc::clone(&events)),
+            events,
+            config: RwLock::new(None),
+            final_action: watch::Sender::new(None),
+        })
+    }
+
+    /// The runtime mode.
+    pub fn mode(&self) -> Mode {
+        self.platform.mode()
+    }
+
+    /// An absolute node path below the root.
+    pub fn path(&self, absolute: &str) -> PathBuf {
+        self.options.root.join(absolute.trim_start_matches('/'))
+    }
+
+    /// `/system/state`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("/system/state")
+    }
+
+    /// The active config.
+    pub fn config(&self) -> Option<Arc<Config>> {
+        self.config.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Makes `config` the active config and tells the observer.
+    pub fn set_config(&self, config: Arc<Config>) {
+        if let Ok(mut slot) = self.config.write() {
+            *slot = Some(Arc::clone(&config));
+        }
+        self.observer.config_loaded(config);
+    }
+
+    /// Whether the active config is a control plane's.
+    pub fn is_control_plane(&self) -> bool {
+        self.config()
+            .and_then(|c| {
+                c.v1alpha1()
+                    .and_then(|v| v.machine.as_ref())
+                    .map(|m| matches!(m.machine_type.as_str(), "controlplane" | "init"))
+            })
+            .unwrap_or(false)
+    }
+
+    /// Enters `stage`: tells the observer and publishes a `MachineStatusEvent`.
+    pub fn set_stage(&self, stage: MachineStage, ready: bool, unmet: Vec<(String, String)>) {
+        self.observer.stage(stage);
+        self.observer.ready(
+            ready,
+            unmet
+                .iter()
+                .map(|(name, reason)| format!("{name}: {reason}"))
+                .collect(),
+        );
+        let event = pb::MachineStatusEvent {
+            stage: stage_pb(stage) as i32,
+            status: Some(pb::machine_status_event::MachineStatus {
+                ready,
+                unmet_conditions: unmet
+                    .into_iter()
+                    .map(|(name, reason)| {
+                        pb::machine_status_event::machine_status::UnmetCondition { name, reason }
+                    })
+                    .collect(),
+            }),
+        };
+        self.events.publish(
+            &runtime_type_url("machine.MachineStatusEvent"),
+            event.encode_to_vec(),
+            "",
+        );
+    }
+
+    /// Records how the process ends (the first request wins).
+    pub fn finish(&self, action: FinalAction) {
+        self.final_action.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(action);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits until a power sequence has recorded how the process ends.
+    pub async fn final_action(&self) -> FinalAction {
+        let mut rx = self.final_action.subscribe();
+        loop {
+            if let Some(action) = *rx.borrow_and_update() {
+                return action;
+            }
+            if rx.changed().await.is_err() {
+                return FinalAction::Exit(EXIT_POWER_OFF);
+            }
+        }
+    }
+
+    /// The final action already recorded, if any.
+    pub fn final_action_now(&self) -> Option<FinalAction> {
+        *self.final_action.borrow()
+    }
+}
+
+fn mkdirs(node: &Node, dirs: &[(&str, u32)]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    for (dir, mode) in dirs {
+        let path = node.path(dir);
+        let existed = path.is_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(*mode)
+            .create(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        if !existed {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Talos's `/system` layout.
+pub const SYSTEM_DIRS: &[(&str, u32)] = &[
+    ("/system/etc", 0o700),
+    ("/system/var", 0o700),
+    ("/system/state", 0o700),
+    ("/system/secrets", 0o700),
+    ("/system/run", 0o751),
+    ("/system/run/machined", 0o700),
+];
+
+/// Talos's `/var` layout.
+pub const VAR_DIRS: &[(&str, u32)] = &[
+    ("/var/lib", 0o700),
+    ("/var/log", 0o755),
+    ("/var/log/audit", 0o700),
+    ("/var/log/audit/kube", 0o700),
+    ("/var/log/containers", 0o700),
+    ("/var/log/pods", 0o700),
+    ("/var/lib/kubelet", 0o700),
+    ("/var/lib/kubelet/seccomp/profiles", 0o700),
+];
+
+fn task(
+    node: &Arc<Node>,
+    name: &str,
+    f: fn(Arc<Node>) -> super::BoxFuture<'static, anyhow::Result<()>>,
+) -> Task {
+    let node = Arc::clone(node);
+    Task::new(name, move || f(node))
+}
+
+/// Initialize.
+pub fn initialize(node: &Arc<Node>) -> Vec<Phase> {
+    let mut requirements = vec![task(node, "setupSystemDirectory", |n| {
+        Box::pin(async move { mkdirs(&n, SYSTEM_DIRS) })
+    })];
+    if node.options.mount_pseudo {
+        requirements.push(task(node, "mountPseudoFilesystems", |n| {
+            Box::pin(async move {
+                let table: Vec<_> = talos::sys::mount::PSEUDO_FILESYSTEMS
+                    .iter()
+                    .copied()
+                    .filter(|m| !m.early)
+                    .collect();
+                for (target, outcome) in talos::sys::mount::mount_table(&n.options.root, &table)? {
+                    tracing::info!("{target}: {outcome:?}");
+                }
+                Ok(())
+            })
+        }));
+    }
+    vec![
+        Phase::new("systemRequirements", requirements),
+        Phase::new(
+            "machined",
+            vec![task(node, "startMachined", |n| {
+                Box::pin(async move {
+                    crate::init::api::machine::publish_service_state(
+                        &n.events,
+                        "machined",
+                        pb::service_state_event::Action::Running,
+                        "Service started as goroutine",
+                        true,
+                    );
+                    Ok(())
+                })
+            })],
+        ),
+        Phase::new(
+            "config",
+            vec![task(node, "loadConfig", |n| Box::pin(load_config(n)))],
+        ),
+    ]
+}
+
+async fn load_config(node: Arc<Node>) -> anyhow::Result<()> {
+    let acquire = Acquire {
+        state_dir: node.state_dir(),
+        mode: node.mode().config_mode(),
+        platform: node.platform.as_ref(),
+        maintenance_listen: node.options.maintenance_listen,
+        maintenance: Arc::clone(&node.options.maintenance),
+        observer: Arc::clone(&node.observer),
+        events: Arc::clone(&node.events),
+    };
+    let acquired = acquire
+        .run()
+        .await?
+        .context("maintenance mode ended before a config was applied")?;
+    for warning in &acquired.warnings {
+        tracing::warn!("config warning: {warning}");
+    }
+    tracing::info!(source = ?acquired.source, "machine config loaded");
+    node.set_config(acquired.config);
+    Ok(())
+}
+
+/// Boot.
+pub fn boot(node: &Arc<Node>) -> Vec<Phase> {
+    vec![
+        Phase::new(
+            "var",
+            vec![task(node, "setupVarDirectory", |n| {
+                Box::pin(async move { mkdirs(&n, VAR_DIRS) })
+            })],
+        ),
+        Phase::new(
+            "etc",
+            vec![task(node, "writeEtcFiles", |n| {
+                Box::pin(write_etc_files(n))
+            })],
+        ),
+        Phase::new(
+            "pki",
+            vec![task(node, "writeAPIPKI", |n| Box::pin(write_api_pki(n)))],
+        ),
+        Phase::new(
+            "startEverything",
+            vec![task(node, "startAllServices", |n| {
+                Box::pin(start_all_services(n))
+            })],
+        ),
+    ]
+}
+
+async fn write_etc_files(node: Arc<Node>) -> anyhow::Result<()> {
+    let config = node.config().context("no machine config loaded")?;
+    let wanted = config
+        .v1alpha1()
+        .and_then(|c| c.machine.as_ref())
+        .and_then(|m| m.network.as_ref())
+        .map(|n| n.hostname.clone())
+        .filter(|h| !h.is_empty());
+    let current = talos::sys::fs::hostname().unwrap_or_default();
+    let hostname = match wanted {
+        Some(h) if h != current && node.options.set_hostname => {
+            nix::unistd::sethostname(&h).with_context(|| format!("setting the hostname to {h}"))?;
+            tracing::info!("hostname set to {h}");
+            h
+        }
+        Some(h) => h,
+        None => current,
+    };
+    let path = node.path("/system/etc/hostname");
+    talos::fsutil::write_atomic(
+        &path,
+        format!("{hostname}\n").as_bytes(),
+        talos::fsutil::WriteOptions::mode(0o644).overwrite(true),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn write_api_pki(node: Arc<Node>) -> anyhow::Result<()> {
+    let config = node.config().context("no machine config loaded")?;
+    let identity = NodeIdentity::current();
+    let apid_dir = node.path(pki::APID_DIR);
+    if node.is_control_plane() {
+        let trustd_dir = node.path(pki::TRUSTD_DIR);
+        let owners = node
+            .options
+            .chown_pki
+            .then_some((pki::APID_OWNER, pki::TRUSTD_OWNER));
+        tokio::task::spawn_blocking(move || {
+            pki::write_control_plane(&config, &apid_dir, &trustd_dir, &identity, owners)
+        })
+        .await
+        .context("PKI worker thread")?
+    } else {
+        let owner = node.options.chown_pki.then_some(pki::APID_OWNER);
+        pki::write_worker(
+            &config,
+            &apid_dir,
+            &identity,
+            node.options.trustd_endpoints.clone(),
+            node.options.worker_retry,
+            owner,
+        )
+        .await
+    }
+}
+
+/// The services Boot starts.
+pub fn boot_services(control_plane: bool) -> Vec<String> {
+    let mut ids = vec!["apid".to_string()];
+    if control_plane {
+        ids.push("trustd".to_string());
+    }
+    ids
+}
+
+async fn start_all_services(node: Arc<Node>) -> anyhow::Result<()> {
+    let ids = boot_services(node.is_control_plane());
+    for id in &ids {
+        let message = node
+            .services
+            .start(id)
+            .await
+            .with_context(|| format!("starting service {id}"))?;
+        tracing::info!("{message}");
+    }
+    node.services
+        .wait_up(&ids, node.options.service_timeout)
+        .await
+        .with_context(|| format!("waiting for services {}", ids.join(", ")))?;
+    tracing::info!("all services up: {}", ids.join(", "));
+    Ok(())
+}
+
+fn stop_everything(node: &Arc<Node>) -> Phase {
+    Phase::new(
+        "stopEverything",
+        vec![task(node, "stopAllServices", |n| {
+            Box::pin(async move {
+                n.services.stop_all().await;
+                Ok(())
+            })
+        })],
+    )
+}
+
+fn reboot_phase(node: &Arc<Node>) -> Phase {
+    Phase::new(
+        "reboot",
+        vec![task(node, "reboot", |n| {
+            Box::pin(async move {
+                n.finish(match n.mode() {
+                    Mode::Container => FinalAction::Exit(EXIT_REBOOT),
+                    _ => FinalAction::Power(PowerAction::Restart),
+                });
+                Ok(())
+            })
+        })],
+    )
+}
+
+fn shutdown_phase(node: &Arc<Node>) -> Phase {
+    Phase::new(
+        "shutdown",
+        vec![task(node, "shutdown", |n| {
+            Box::pin(async move {
+                n.finish(match n.mode() {
+                    Mode::Container => FinalAction::Exit(EXIT_POWER_OFF),
+                    _ => FinalAction::Power(n.options.shutdown_action),
+                });
+                Ok(())
+            })
+        })],
+    )
+}
+
+/// Reboot.
+pub fn reboot(node: &Arc<Node>) -> Vec<Phase> {
+    vec![stop_everything(node), reboot_phase(node)]
+}
+
+/// Shutdown.
+pub fn shutdown(node: &Arc<Node>) -> Vec<Phase> {
+    vec![stop_everything(node), shutdown_phase(node)]
+}
+
+/// What Reset wipes: the partition labels Talos uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WipeTarget {
+    /// `STATE`: `/system/state`.
+    State,
+    /// `EPHEMERAL`: `/var`.
+    Ephemeral,
+}
+
+impl WipeTarget {
+    /// Parses a partition label.
+    pub fn from_label(label: &str) -> Option<WipeTarget> {
+        match label {
+            "STATE" => Some(WipeTarget::State),
+            "EPHEMERAL" => Some(WipeTarget::Ephemeral),
+            _ => None,
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            WipeTarget::State => "/system/state",
+            WipeTarget::Ephemeral => "/var",
+        }
+    }
+}
+
+/// Removes everything inside `dir` (which stays, as it may be a mount point).
+pub fn wipe_contents(dir: &Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let result = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        result.with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reset: wipes `targets` (both when empty), then reboots or powers off.
+pub fn reset(node: &Arc<Node>, targets: Vec<WipeTarget>, reboot: bool) -> Vec<Phase> {
+    let targets = if targets.is_empty() {
+        vec![WipeTarget::State, WipeTarget::Ephemeral]
+    } else {
+        targets
+    };
+    let wipe_node = Arc::clone(node);
+    let wipe = Task::new("resetSystemDisk", move || async move {
+        for target in targets {
+            let dir = wipe_node.path(target.path());
+            tracing::info!("wiping {}", dir.display());
+            tokio::task::spawn_blocking(move || wipe_contents(&dir))
+                .await
+                .context("wipe worker thread")??;
+        }
+        Ok(())
+    });
+    vec![
+        stop_everything(node),
+        Phase::new("reset", vec![wipe]),
+        if reboot {
+            reboot_phase(node)
+        } else {
+            shutdown_phase(node)
+        },
+    ]
+}
+
+/// The stage a sequence puts the machine in while it runs.
+pub fn stage_of(sequence: Sequence) -> MachineStage {
+    match sequence {
+        Sequence::Initialize | Sequence::Boot => MachineStage::Booting,
+        Sequence::Reboot => MachineStage::Rebooting,
+        Sequence::Shutdown => MachineStage::ShuttingDown,
+        Sequence::Reset => MachineStage::Resetting,
+    }
+}
