@@ -18,20 +18,17 @@
 //! reboots after 10 s. Panics in tasks are caught by the sequencer; a panic elsewhere is caught
 //! here.
 //!
-//! Until the supervisor and resource store are wired in, [`main`] uses [`DirectServices`] (spawns
-//! apid/trustd from this executable) and [`LogObserver`]; [`reap_children`] is a stand-in for the
-//! one reaper `src/sys/reaper.rs` will provide.
+//! [`main`] wires the real parts: the service supervisor (which reaps through the one
+//! process-wide reaper) and the resource store with its controllers; [`boot`] takes them as
+//! trait objects so tests can pass doubles.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use talos::api::machine as pb;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
 use talos::platform::{Cmdline, Mode, Platform};
@@ -39,12 +36,15 @@ use talos::sys::power::PowerAction;
 
 use super::acquire;
 use super::api::{self, Machined};
+use super::controllers::{self, observer::load_or_create_node_id, observer::ResourceObserver};
 use super::pki::WorkerRetry;
-use super::runtime::{BoxFuture, ControlError, MachineStage, NodeObserver, ServiceControl};
+use super::runtime::{MachineStage, NodeObserver, ServiceControl};
 use super::sequencer::control::{start_power_sequence, Controls};
 use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
 use super::sequencer::Sequence;
-use super::services::{timestamp, ServiceSource};
+use super::services::ServiceSource;
+use super::supervisor::node::{node_services, NodeParams};
+use super::supervisor::{State as ServiceState, Supervisor, SupervisorOptions};
 
 /// How long a failed boot on metal waits before rebooting.
 pub const FATAL_REBOOT_DELAY: Duration = Duration::from_secs(10);
@@ -65,6 +65,11 @@ pub struct BootContext {
     pub logs: Arc<LogBuffers>,
     /// The event bus.
     pub events: Arc<EventBus>,
+    /// The resource store the COSI API serves.
+    pub resources: talos::resources::State,
+    /// What the API's ServiceStart/Stop/Restart use (Talos's per-service policy); `None`:
+    /// the sequencer's unrestricted control.
+    pub api_services: Option<Arc<dyn ServiceControl>>,
 }
 
 /// Runs the node: API server, Initialize, Boot, then waits for a power sequence to finish.
@@ -99,7 +104,8 @@ pub async fn boot(
                 },
                 shutdown_rx.clone(),
             );
-            machined.service_control = Some(services);
+            machined.resources = ctx.resources.clone();
+            machined.service_control = Some(ctx.api_services.clone().unwrap_or(services));
             machined.power = Some(controls.clone());
             machined.config_control = Some(controls.clone());
             tracing::info!(socket = %ctx.socket.display(), "machined API listening");
@@ -135,6 +141,72 @@ pub async fn boot(
         }
     }
     action
+}
+
+/// The real parts of a node: the service supervisor with Talos's services registered (its
+/// state changes published as `Services` resources) and the resource controllers.
+fn wire_node(
+    exe: PathBuf,
+    socket: PathBuf,
+    logs: Arc<LogBuffers>,
+    events: Arc<EventBus>,
+    resources: talos::resources::State,
+    platform: &str,
+    privileged: bool,
+) -> anyhow::Result<(Supervisor, talos::resources::controller::Runtime)> {
+    let cgroup_root = if privileged {
+        talos::sys::cgroup::detect_root(std::path::Path::new("/sys/fs/cgroup"))
+    } else {
+        None
+    };
+    let supervisor = Supervisor::new(
+        logs,
+        events,
+        SupervisorOptions {
+            cgroup_root: cgroup_root.clone(),
+            ..SupervisorOptions::default()
+        },
+    )
+    .context("starting the reaper")?;
+    let mut params = NodeParams::new(exe);
+    params.machined_socket = socket;
+    params.unprivileged = privileged;
+    params.namespaces = privileged;
+    params.cgroups = cgroup_root.is_some();
+    for spec in node_services(&params, true) {
+        supervisor.register(spec);
+    }
+    // Services resources follow the supervisor's state changes.
+    let mut changes = supervisor.subscribe();
+    let state = resources.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match changes.recv().await {
+                Ok(change) => {
+                    let running = change.state == ServiceState::Running;
+                    if let Err(e) = controllers::publish_service(
+                        &state,
+                        &change.id,
+                        running,
+                        change.healthy,
+                        change.unknown,
+                    ) {
+                        tracing::warn!(service = change.id, "publishing the service resource: {e}");
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("service resources missed {n} changes");
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    let state_dir = std::path::Path::new("/system/state");
+    let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
+    let mut runtime = talos::resources::controller::Runtime::new(resources);
+    controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
+    Ok((supervisor, runtime))
 }
 
 /// Initialize, then Boot; failures are reported and (metal) end in a reboot.
@@ -242,321 +314,6 @@ async fn handle_signals(node: Arc<Node>) {
 
 fn libc_signal(signal: nix::sys::signal::Signal) -> i32 {
     signal as i32
-}
-
-/// Reaps every exited child (this process is PID 1, so orphans are ours too) and logs it.
-///
-/// Stand-in until `src/sys/reaper.rs` lands: exactly one reaper may call `waitpid`, and the
-/// lead replaces this with that one.
-pub async fn reap_children() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigchld = match signal(SignalKind::child()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot watch SIGCHLD, children will not be reaped: {e}");
-            return;
-        }
-    };
-    loop {
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    tracing::debug!(pid = pid.as_raw(), code, "child exited")
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    tracing::debug!(pid = pid.as_raw(), signal = ?sig, "child killed")
-                }
-                Ok(_) => {}
-            }
-        }
-        if sigchld.recv().await.is_none() {
-            return;
-        }
-    }
-}
-
-/// Logs what the sequencer reports (stand-in for the resource store).
-#[derive(Debug, Default)]
-pub struct LogObserver;
-
-impl NodeObserver for LogObserver {
-    fn config_loaded(&self, config: Arc<talos::config::Config>) {
-        let kind = config
-            .v1alpha1()
-            .and_then(|c| c.machine.as_ref())
-            .map(|m| m.machine_type.clone())
-            .unwrap_or_default();
-        tracing::info!(machine_type = kind, "machine config active");
-    }
-
-    fn stage(&self, stage: MachineStage) {
-        tracing::info!(stage = stage.as_str(), "machine stage");
-    }
-
-    fn ready(&self, ready: bool, unmet: Vec<String>) {
-        if !unmet.is_empty() {
-            tracing::info!(ready, unmet = unmet.join("; "), "machine status");
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct DirectService {
-    pid: Option<i32>,
-    state: &'static str,
-    since: SystemTime,
-    message: String,
-}
-
-/// A minimal [`ServiceControl`]: runs apid and trustd from this executable (argv[0] = the
-/// service id), without restarts or health checks beyond "its port accepts connections".
-/// Stand-in for the supervisor, and the test double of the sequencer tests.
-pub struct DirectServices {
-    exe: PathBuf,
-    root: PathBuf,
-    socket: PathBuf,
-    services: Mutex<HashMap<String, DirectService>>,
-    order: Mutex<Vec<String>>,
-    started: SystemTime,
-}
-
-impl DirectServices {
-    /// Services spawned from `exe`, with their files below `root` and machined on `socket`.
-    pub fn new(exe: PathBuf, root: PathBuf, socket: PathBuf) -> Self {
-        DirectServices {
-            exe,
-            root,
-            socket,
-            services: Mutex::new(HashMap::new()),
-            order: Mutex::new(Vec::new()),
-            started: SystemTime::now(),
-        }
-    }
-
-    fn args(&self, id: &str) -> Result<(Vec<String>, u16), ControlError> {
-        let path = |p: &str| self.root.join(p).display().to_string();
-        match id {
-            "apid" => Ok((
-                vec![
-                    "--pki-dir".into(),
-                    path(super::pki::APID_DIR),
-                    "--machined-socket".into(),
-                    self.socket.display().to_string(),
-                ],
-                50000,
-            )),
-            "trustd" => Ok((
-                vec![
-                    "--pki-dir".into(),
-                    path(super::pki::TRUSTD_DIR),
-                    "--token-file".into(),
-                    format!(
-                        "{}/{}",
-                        path(super::pki::TRUSTD_DIR),
-                        super::pki::TOKEN_FILE
-                    ),
-                ],
-                50001,
-            )),
-            other => Err(ControlError::NotFound(format!(
-                "service {other:?} not found"
-            ))),
-        }
-    }
-
-    fn set(&self, id: &str, pid: Option<i32>, state: &'static str, message: String) {
-        if let Ok(mut services) = self.services.lock() {
-            services.insert(
-                id.to_string(),
-                DirectService {
-                    pid,
-                    state,
-                    since: SystemTime::now(),
-                    message,
-                },
-            );
-        }
-    }
-
-    fn pid(&self, id: &str) -> Option<i32> {
-        self.services
-            .lock()
-            .ok()
-            .and_then(|s| s.get(id).and_then(|s| s.pid))
-    }
-
-    async fn stop_one(&self, id: &str) -> Result<String, ControlError> {
-        use nix::sys::signal::{kill, Signal};
-        let Some(pid) = self.pid(id) else {
-            return Ok(format!("Service {id:?} stopped"));
-        };
-        let target = nix::unistd::Pid::from_raw(pid);
-        let _ = kill(target, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while process_alive(pid) {
-            if Instant::now() > deadline {
-                let _ = kill(target, Signal::SIGKILL);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.set(id, None, "Finished", "Service finished successfully".into());
-        Ok(format!("Service {id:?} stopped"))
-    }
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-impl ServiceControl for DirectServices {
-    fn start(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
-        let id = id.to_string();
-        Box::pin(async move {
-            if self.pid(&id).is_some_and(process_alive) {
-                return Ok(format!("Service {id:?} started"));
-            }
-            let (args, _) = self.args(&id)?;
-            let child = std::process::Command::new(&self.exe)
-                .arg0(&id)
-                .args(&args)
-                .stdin(std::process::Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    ControlError::Internal(format!("starting {id} ({}): {e}", self.exe.display()))
-                })?;
-            let pid = i32::try_from(child.id()).unwrap_or(0);
-            // The reaper collects it; the handle is not needed.
-            drop(child);
-            self.set(&id, Some(pid), "Running", "Started task".into());
-            if let Ok(mut order) = self.order.lock() {
-                order.retain(|s| s != &id);
-                order.push(id.clone());
-            }
-            Ok(format!("Service {id:?} started"))
-        })
-    }
-
-    fn stop(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
-        let id = id.to_string();
-        Box::pin(async move {
-            self.args(&id)?;
-            self.stop_one(&id).await
-        })
-    }
-
-    fn restart(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
-        let id = id.to_string();
-        Box::pin(async move {
-            self.stop(&id).await?;
-            self.start(&id).await?;
-            Ok(format!("Service {id:?} restarted"))
-        })
-    }
-
-    fn wait_up(
-        &self,
-        ids: &[String],
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), ControlError>> {
-        let ids = ids.to_vec();
-        Box::pin(async move {
-            let deadline = Instant::now() + timeout;
-            for id in &ids {
-                let (_, port) = self.args(id)?;
-                loop {
-                    if !self.pid(id).is_some_and(process_alive) {
-                        self.set(id, None, "Failed", "process exited".into());
-                        return Err(ControlError::FailedPrecondition(format!(
-                            "service {id} is not running"
-                        )));
-                    }
-                    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                    if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        return Err(ControlError::FailedPrecondition(format!(
-                            "service {id} did not come up within {timeout:?}"
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn stop_all(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let order: Vec<String> = self
-                .order
-                .lock()
-                .map(|o| o.iter().rev().cloned().collect())
-                .unwrap_or_default();
-            for id in order {
-                if let Ok(message) = self.stop_one(&id).await {
-                    tracing::info!("{message}");
-                }
-            }
-        })
-    }
-}
-
-impl ServiceSource for DirectServices {
-    fn list(&self) -> Vec<pb::ServiceInfo> {
-        let entry = |id: &str, state: &str, since: SystemTime, message: &str, healthy: bool| {
-            let ts = Some(timestamp(since));
-            pb::ServiceInfo {
-                id: id.into(),
-                state: state.into(),
-                events: Some(pb::ServiceEvents {
-                    events: vec![pb::ServiceEvent {
-                        msg: message.into(),
-                        state: state.into(),
-                        ts,
-                    }],
-                }),
-                health: Some(pb::ServiceHealth {
-                    unknown: false,
-                    healthy,
-                    last_message: String::new(),
-                    last_change: ts,
-                }),
-            }
-        };
-        let mut out = vec![entry(
-            "machined",
-            "Running",
-            self.started,
-            "Service started as goroutine",
-            true,
-        )];
-        if let Ok(services) = self.services.lock() {
-            let mut ids: Vec<&String> = services.keys().collect();
-            ids.sort();
-            for id in ids {
-                let s = &services[id];
-                let alive = s.pid.is_some_and(process_alive);
-                let state = if s.state == "Running" && !alive {
-                    "Failed"
-                } else {
-                    s.state
-                };
-                out.push(entry(id, state, s.since, &s.message, alive));
-            }
-        }
-        out
-    }
 }
 
 /// Writes each log line as one `/dev/kmsg` record.
@@ -713,14 +470,33 @@ fn run(
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/sbin/init"));
     let root = PathBuf::from("/");
-    let services = Arc::new(DirectServices::new(exe, root.clone(), cli.socket.clone()));
+    let events = Arc::new(EventBus::default());
+    let resources = talos::resources::State::new();
+    let wired = runtime.block_on(async {
+        wire_node(
+            exe,
+            cli.socket.clone(),
+            Arc::clone(&logs),
+            Arc::clone(&events),
+            resources.clone(),
+            platform.name(),
+            is_pid1,
+        )
+    });
+    let (supervisor, controllers) = match wired {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("starting the service supervisor: {e:#}");
+            return crash;
+        }
+    };
     let ctx = BootContext {
         socket: cli.socket.clone(),
         options: NodeOptions {
             root,
             mount_pseudo: is_pid1,
             set_hostname: is_pid1,
-            chown_pki: false,
+            chown_pki: is_pid1,
             maintenance_listen: listen,
             maintenance: acquire::real_maintenance(Arc::clone(&logs)),
             service_timeout: SERVICE_TIMEOUT,
@@ -730,18 +506,22 @@ fn run(
         },
         platform,
         logs,
-        events: Arc::new(EventBus::default()),
+        events,
+        resources: resources.clone(),
+        api_services: Some(supervisor.api_control()),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
-            tokio::spawn(reap_children());
-            boot(
+            let observer = Arc::new(ResourceObserver::new(resources.clone()));
+            let action = boot(
                 ctx,
-                services.clone(),
-                services.clone(),
-                Arc::new(LogObserver),
+                Arc::new(supervisor.clone()),
+                Arc::new(supervisor.clone()),
+                observer,
             )
-            .await
+            .await;
+            controllers.stop().await;
+            action
         })
     }));
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -9,7 +9,11 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::*;
 use crate::init::acquire::MaintenanceFn;
-use crate::init::runtime::{ApplyRequest, ConfigControl, PowerControl, PowerRequest};
+use crate::init::runtime::{
+    ApplyRequest, BoxFuture, ConfigControl, ControlError, PowerControl, PowerRequest,
+};
+use std::time::Instant;
+use talos::api::machine as pb;
 
 /// Records calls; every service comes up at once.
 #[derive(Default)]
@@ -155,6 +159,8 @@ fn start(userdata: Option<Vec<u8>>) -> Harness {
         platform: Arc::new(Container::new(userdata)),
         logs: Arc::new(LogBuffers::default()),
         events: Arc::clone(&events),
+        resources: talos::resources::State::new(),
+        api_services: None,
     };
     let handle = tokio::spawn(boot(
         ctx,
