@@ -144,6 +144,12 @@ fn fixture() -> Vec<u8> {
 /// `dir/system` and `dir/var`.
 fn start(dir: &Path, config: &[u8]) -> Node {
     let (newroot, system, var) = (dir.join("root"), dir.join("system"), dir.join("var"));
+    // A node's /system is a 0755 tmpfs; the services that drop root traverse it.
+    for d in [&system, &var] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
     for d in [&newroot, &system, &var] {
         std::fs::create_dir_all(d).expect("dir");
     }

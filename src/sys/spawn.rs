@@ -178,6 +178,15 @@ fn check(ret: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// [`check`] for `syscall(2)`'s long return value.
+fn check_long(ret: libc::c_long) -> std::io::Result<()> {
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// The capability header/data layout of `capget`/`capset` (version 3: two 32-bit words).
 #[repr(C)]
 struct CapHeader {
@@ -274,14 +283,18 @@ fn in_child(p: &Prepared) -> std::io::Result<()> {
     }
     if let Some(gid) = p.gid {
         let groups = [gid];
+        // Raw system calls, not libc's wrappers: those broadcast the change to every thread
+        // libc believes exists (glibc and musl signal them), and after a raw clone the
+        // parent's threads are gone, so the wrapper would wait for them forever. The child is
+        // single-threaded, so the per-thread system call is exactly what we need.
         // SAFETY: the pointer and length describe a live one-element array.
-        check(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
+        check_long(unsafe { libc::syscall(libc::SYS_setgroups, 1usize, groups.as_ptr()) })?;
         // SAFETY: integer arguments only.
-        check(unsafe { libc::setresgid(gid, gid, gid) })?;
+        check_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
     }
     if let Some(uid) = p.uid {
-        // SAFETY: integer arguments only.
-        check(unsafe { libc::setresuid(uid, uid, uid) })?;
+        // SAFETY: integer arguments only (raw system call, see above).
+        check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
     }
     if let Some(keep) = p.keep_caps {
         let header = CapHeader {

@@ -247,7 +247,9 @@ pub const SYSTEM_DIRS: &[(&str, u32)] = &[
     ("/system/etc", 0o700),
     ("/system/var", 0o700),
     ("/system/state", 0o700),
-    ("/system/secrets", 0o700),
+    // Traversable but not listable: apid (uid 50) and trustd (uid 51) reach their own 0700
+    // directories below it.
+    ("/system/secrets", 0o711),
     ("/system/run", 0o751),
     ("/system/run/machined", 0o700),
 ];
