@@ -10,12 +10,18 @@
 //! | [`kmsg`] | `/dev/kmsg` records (the kernel log) |
 //! | [`blockdev`] | `/sys/block` (disk inventory) |
 //! | [`fs`] | `statfs(2)`, `uname(2)` host name, Go-compatible file mode bits |
+//! | [`kmod`] | `modules.dep`; loads kernel modules (`finit_module(2)`) |
+//! | [`loopdev`] | `/dev/loop-control`; attaches image files to loop devices |
+//! | [`switch_root`] | leaves the initramfs for the real root |
 
 pub mod blockdev;
 pub mod fs;
+pub mod kmod;
 pub mod kmsg;
+pub mod loopdev;
 pub mod process;
 pub mod procfs;
+pub mod switch_root;
 
 use std::path::{Path, PathBuf};
 
