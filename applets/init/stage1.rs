@@ -110,10 +110,6 @@ pub fn main() -> std::process::ExitCode {
     let mut log = Log::new();
     let mut state = State::default();
     let started = Instant::now();
-    log.info(&format!(
-        "stage 1: talos {} initramfs /init starting",
-        talos::version::TALOS_VERSION
-    ));
     let mut attempt = 1u32;
     loop {
         match state.run(&mut log, started) {
@@ -168,7 +164,7 @@ impl State {
                 .context("switching to the new root")?;
             self.switched = true;
             log.info(&format!(
-                "switch_root done ({}; {failures} initramfs entries not freed)",
+                "switch_root done ({}; {failures} initramfs entries kept: mount points)",
                 elapsed(started)
             ));
         }
@@ -309,22 +305,15 @@ fn load_modules(log: &mut Log, started: Instant) {
             return;
         }
     };
-    let (mut loaded, mut already) = (0, 0);
-    for name in &list {
-        match tree.load(name) {
-            Ok(results) => {
-                for r in results {
-                    match r {
-                        kmod::Loaded::Loaded(_) => loaded += 1,
-                        kmod::Loaded::AlreadyLoaded(_) | kmod::Loaded::BuiltIn(_) => already += 1,
-                    }
-                }
-            }
-            Err(e) => log.warn(&format!("loading module {name}: {e}")),
-        }
+    let report = tree.load_all(&list);
+    for (name, e) in &report.failed {
+        log.warn(&format!("loading module {name}: {e}"));
     }
     log.info(&format!(
-        "loaded {loaded} kernel modules ({already} already present) for {} requested ({})",
+        "loaded {} kernel modules ({} already present, {} failed) for {} requested ({})",
+        report.loaded.len(),
+        report.present.len(),
+        report.failed.len(),
         list.len(),
         elapsed(started)
     ));

@@ -181,6 +181,60 @@ impl ModuleTree {
     }
 }
 
+/// The outcome of [`ModuleTree::load_all`].
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Modules the kernel accepted, in load order.
+    pub loaded: Vec<String>,
+    /// Modules that were loaded before (or are built in).
+    pub present: Vec<String>,
+    /// Modules that could not be found or loaded, with why.
+    pub failed: Vec<(String, SysError)>,
+}
+
+impl ModuleTree {
+    /// Loads every module of `names` with its dependencies, each file once, dependencies first.
+    /// Best effort: a failure is recorded and the rest is still loaded (a module that needed the
+    /// failed one then fails on its own, with the kernel's reason).
+    pub fn load_all(&self, names: &[String]) -> LoadReport {
+        self.load_all_with(names, load_file)
+    }
+
+    /// [`load_all`](Self::load_all) with the loader injected (tests).
+    pub fn load_all_with(
+        &self,
+        names: &[String],
+        mut loader: impl FnMut(&Path) -> Result<bool, SysError>,
+    ) -> LoadReport {
+        let mut report = LoadReport::default();
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        for name in names {
+            let name = normalize(name);
+            if !self.modules.contains_key(&name) && self.builtin.contains(&name) {
+                if seen.insert(name.clone()) {
+                    report.present.push(name);
+                }
+                continue;
+            }
+            if let Err(e) = self.visit(&name, None, &mut seen, &mut order) {
+                report.failed.push((name, e));
+            }
+        }
+        for module in order {
+            let Some(file) = self.file(&module) else {
+                continue;
+            };
+            match loader(&file) {
+                Ok(true) => report.loaded.push(module),
+                Ok(false) => report.present.push(module),
+                Err(e) => report.failed.push((module, e)),
+            }
+        }
+        report
+    }
+}
+
 /// Loads one module file. `Ok(false)`: it was loaded already.
 pub fn load_file(path: &Path) -> Result<bool, SysError> {
     let file = File::open(path).map_err(|source| SysError::Read {
@@ -327,6 +381,51 @@ kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko
                 Loaded::Loaded("virtio_net".into()),
             ]
         );
+    }
+
+    #[test]
+    fn load_all_loads_each_file_once_and_goes_on_after_failures() {
+        let t = tree();
+        let names: Vec<String> = ["virtio_pci", "virtio_net", "loop", "nope", "xfs"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut calls = Vec::new();
+        let r = t.load_all_with(&names, |p| {
+            let name = name_of(&p.to_string_lossy());
+            calls.push(name.clone());
+            if name == "virtio_pci_modern_dev" {
+                return Err(SysError::parse(p, "refused"));
+            }
+            Ok(name != "virtio_ring")
+        });
+        assert_eq!(
+            calls,
+            [
+                "virtio_pci_modern_dev",
+                "virtio",
+                "virtio_ring",
+                "virtio_pci",
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "xfs"
+            ]
+        );
+        assert_eq!(
+            r.loaded,
+            [
+                "virtio",
+                "virtio_pci",
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "xfs"
+            ]
+        );
+        assert_eq!(r.present, ["loop", "virtio_ring"]);
+        let failed: Vec<&str> = r.failed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(failed, ["nope", "virtio_pci_modern_dev"]);
     }
 
     #[test]
