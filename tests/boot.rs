@@ -104,3 +104,20 @@ fn iso_boots_to_sbin_init() {
         node.tail(80)
     );
 }
+
+#[test]
+fn iso_boots_with_uefi_to_sbin_init() {
+    let name = "iso_boots_with_uefi_to_sbin_init";
+    let Some(image) = Image::find_with(name, &["metal-amd64.iso"]) else {
+        return;
+    };
+    let Some(ovmf) = common_qemu::ovmf() else {
+        eprintln!("SKIPPED (OVMF not installed: package ovmf): {name}");
+        return;
+    };
+    let mut node = NodeBuilder::iso(&image)
+        .firmware(&ovmf)
+        .start()
+        .expect("starting QEMU");
+    follow(&mut node, "ISO (UEFI, GRUB)", STAGE1);
+}

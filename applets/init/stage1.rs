@@ -183,8 +183,13 @@ impl State {
             MsFlags::MS_NOSUID,
             Some("mode=0755"),
         )? {
+            // /dev/kmsg exists only now: this is the first line the console shows.
             log.reopen();
             attach_console(log);
+            log.info(&format!(
+                "stage 1: talos {} initramfs /init starting",
+                talos::version::TALOS_VERSION
+            ));
         }
         mount_once("proc", Path::new("/proc"), "proc", nosuid_noexec, None)?;
         mount_once("sysfs", Path::new("/sys"), "sysfs", nosuid_noexec, None)?;

@@ -119,6 +119,15 @@ pub struct NodeBuilder {
     api_port: Option<u16>,
     extra_cmdline: Vec<String>,
     extra_args: Vec<String>,
+    firmware: Option<PathBuf>,
+}
+
+/// Debian's OVMF (UEFI firmware for QEMU), if installed.
+pub fn ovmf() -> Option<PathBuf> {
+    ["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 impl NodeBuilder {
@@ -144,7 +153,14 @@ impl NodeBuilder {
             api_port: None,
             extra_cmdline: Vec::new(),
             extra_args: Vec::new(),
+            firmware: None,
         }
+    }
+
+    /// Boots with this firmware (`-bios`, e.g. [`ovmf`] for UEFI) instead of SeaBIOS.
+    pub fn firmware(mut self, path: &Path) -> Self {
+        self.firmware = Some(path.to_path_buf());
+        self
     }
 
     pub fn memory_mib(mut self, mib: u32) -> Self {
@@ -231,6 +247,9 @@ impl NodeBuilder {
                 a.extend(["-boot".into(), "d".into()]);
             }
         }
+        if let Some(fw) = &self.firmware {
+            a.extend(["-bios".into(), fw.display().to_string()]);
+        }
         a.extend(self.extra_args.iter().cloned());
         a
     }
@@ -282,7 +301,9 @@ impl Node {
         self.api_port
     }
 
-    /// `127.0.0.1:PORT` of the forwarded API port.
+    /// `127.0.0.1:PORT` of the forwarded API port. Note: QEMU's user networking accepts TCP
+    /// connections on the host side before the guest listens (and then drops them), so a TCP
+    /// connect proves nothing: wait for a serial-log milestone or retry a real API call.
     pub fn api_endpoint(&self) -> Option<String> {
         self.api_port.map(|p| format!("127.0.0.1:{p}"))
     }
