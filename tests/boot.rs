@@ -121,3 +121,48 @@ fn iso_boots_with_uefi_to_sbin_init() {
         .expect("starting QEMU");
     follow(&mut node, "ISO (UEFI, GRUB)", STAGE1);
 }
+
+/// `TALOS_BOOT_RUNS=5 cargo test --test boot boot_timeline -- --nocapture`: boots N times and
+/// prints the median guest time of each milestone (the figure the issue asks for).
+#[test]
+fn boot_timeline() {
+    let name = "boot_timeline";
+    let runs: usize = match std::env::var("TALOS_BOOT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) if n > 0 => n,
+        _ => {
+            eprintln!("SKIPPED (set TALOS_BOOT_RUNS=N to measure): {name}");
+            return;
+        }
+    };
+    let Some(image) = Image::find(name) else {
+        return;
+    };
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGE1.len()];
+    let mut wall = Vec::new();
+    for run in 1..=runs {
+        let mut node = NodeBuilder::kernel(&image).start().expect("starting QEMU");
+        follow(&mut node, &format!("run {run}/{runs}"), STAGE1);
+        wall.push(node.uptime().as_secs_f64());
+        for (i, ms) in STAGE1.iter().enumerate() {
+            if let Some(t) = node.kernel_time(ms.pattern) {
+                samples[i].push(t);
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied()
+    };
+    eprintln!("median of {runs} boots (guest seconds since kernel start):");
+    for (i, ms) in STAGE1.iter().enumerate() {
+        if let Some(t) = median(&mut samples[i]) {
+            eprintln!("  {:<20} {t:8.3}s", ms.name);
+        }
+    }
+    if let Some(t) = median(&mut wall) {
+        eprintln!("  wall, QEMU start to exec /sbin/init: {t:.1}s");
+    }
+}
