@@ -435,7 +435,7 @@ fn readers_are_refused_what_maintenance_mode_does_not_serve() {
         "join config can't be generated in the maintenance mode"
     );
 
-    // COSI: writes are refused, reads are not implemented yet.
+    // COSI: writes are refused; readers read non-sensitive resources only.
     let mut cosi = StateClient::new(channel);
     let status = rt
         .block_on(cosi.destroy(talos::api::cosi::resource::DestroyRequest::default()))
@@ -445,7 +445,25 @@ fn readers_are_refused_what_maintenance_mode_does_not_serve() {
     let status = rt
         .block_on(cosi.get(talos::api::cosi::resource::GetRequest::default()))
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let rd = rt
+        .block_on(cosi.get(talos::api::cosi::resource::GetRequest {
+            namespace: "meta".into(),
+            r#type: "ResourceDefinitions.meta.cosi.dev".into(),
+            id: "machinestatuses.runtime.talos.dev".into(),
+            options: None,
+        }))
+        .unwrap();
+    assert!(rd.into_inner().resource.is_some());
+    let status = rt
+        .block_on(cosi.get(talos::api::cosi::resource::GetRequest {
+            namespace: "config".into(),
+            r#type: "MachineConfigs.config.talos.dev".into(),
+            id: "v1alpha1".into(),
+            options: None,
+        }))
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
 
     assert!(node.is_running());
     assert!(std::fs::read_dir(node.state_dir())

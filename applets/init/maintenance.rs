@@ -9,7 +9,7 @@
 //!   --insecure` hint are printed on stderr (the console), like Talos does.
 //! - Every caller is `os:reader` (SideroLink peers are `os:admin`); what is served follows
 //!   [`talos::auth::rules::maintenance_allowed`]: ApplyConfiguration, storage Disks (machined's
-//!   handler), COSI reads (not implemented yet); Version, Upgrade, Reset, MetaWrite and
+//!   handler), COSI reads of non-sensitive resources; Version, Upgrade, Reset, MetaWrite and
 //!   MetaDelete for admins only; everything else is refused with Talos's messages.
 //! - ApplyConfiguration (modes AUTO, REBOOT, TRY) validates the config for the platform; a
 //!   valid one is written to `<state-dir>/config.yaml` (0600, atomically), the reply is sent,
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use talos::api::cosi::resource::state_server::{State, StateServer};
+use talos::api::cosi::resource::state_server::StateServer;
 use talos::api::machine::{
     self as pb, apply_configuration_request::Mode as ApplyMode, machine_config::MachineType,
     machine_service_server::MachineService, machine_service_server::MachineServiceServer,
@@ -189,9 +189,9 @@ pub async fn run(opts: Options, logs: Arc<LogBuffers>) -> anyhow::Result<Option<
                 .max_encoding_message_size(api::MAX_MESSAGE_SIZE),
         ))
         .add_service(Guarded(StorageServiceServer::new(
-            api::storage::StorageApi::new(machined),
+            api::storage::StorageApi::new(Arc::clone(&machined)),
         )))
-        .add_service(Guarded(StateServer::new(CosiReads)));
+        .add_service(Guarded(StateServer::new(api::cosi::CosiApi::new(machined))));
     let incoming = talos::tls_serve::incoming(listener, move || Arc::clone(&tls));
     let server = tokio::spawn(
         router.serve_with_incoming_shutdown(incoming, api::shutting_down(shutdown_rx)),
@@ -364,13 +364,6 @@ fn roles_of<T>(request: &Request<T>) -> RoleSet {
         .cloned()
         .unwrap_or_default()
 }
-
-/// `cosi.resource.State` reads are allowed in maintenance mode but not implemented yet (the
-/// resource store is a later issue); writes never reach this (the policy refuses them).
-struct CosiReads;
-
-#[tonic::async_trait]
-impl State for CosiReads {}
 
 /// MachineService in maintenance mode.
 struct Maintenance {

@@ -12,10 +12,12 @@
 //! in-memory buffer of service `machined`, which `Logs` serves.
 
 pub mod api;
+pub mod controllers;
 pub mod maintenance;
 pub mod runtime;
 pub mod services;
 pub mod stage1;
+pub mod supervisor;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -164,6 +166,8 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         platform,
         shutdown_rx.clone(),
     ));
+    let controllers =
+        controllers::start_api_only(&state.resources, &cli.platform, cli.state_dir.as_deref());
     tracing::info!(
         socket = %cli.socket.display(),
         state_dir = %cli.state_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
@@ -184,6 +188,7 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),
     }
     let _ = shutdown_tx.send(true);
+    controllers.stop().await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(anyhow::anyhow!("API server task failed: {e}")),

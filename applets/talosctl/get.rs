@@ -164,7 +164,7 @@ impl Writer {
                 need_dashes,
                 with_events,
             } => {
-                let value = resources::resource_value(r)?;
+                let value = resources::resource_yaml_value(r)?;
                 let mut out = String::new();
                 if *need_dashes {
                     out.push_str("---\n");

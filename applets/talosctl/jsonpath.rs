@@ -1,5 +1,5 @@
 //! The subset of Kubernetes JSONPath templates talosctl uses: `{.a.b}`, `{.a[0]}`, `{.a[*]}`,
-//! `{.a[:]}`, `{.a[1:3]}`, `{.a['key']}`, `{.*}`, with literal text between expressions.
+//! `{.a[:]}`, `{.a[1:3]}`, `{.a['key']}`, `{.*}`, `{@}`, with literal text between expressions.
 //! Missing keys yield nothing (like `AllowMissingKeys(true)`).
 
 use serde_json::Value;
@@ -38,7 +38,12 @@ fn parse_path(expr: &str, template: &str) -> anyhow::Result<Vec<Step>> {
     let bad = |why: &str| anyhow::anyhow!("error parsing jsonpath {template:?}: {why}");
     let mut steps = Vec::new();
     let mut rest = expr.trim();
-    rest = rest.strip_prefix('$').unwrap_or(rest);
+    // `$` is the root, `@` the current object (the same here: `{@}` is the whole spec, as
+    // Talos's MachineTypes column uses it).
+    rest = rest
+        .strip_prefix('$')
+        .or_else(|| rest.strip_prefix('@'))
+        .unwrap_or(rest);
     if rest.starts_with("range") || rest == "end" {
         return Err(bad("range/end blocks are not supported"));
     }
@@ -229,6 +234,10 @@ mod tests {
         );
         assert_eq!(JsonPath::parse("{.a.b[0:2]}").unwrap().render(&v), "1 2");
         assert_eq!(JsonPath::parse("{.a['c']}").unwrap().render(&v), "x");
+        assert_eq!(
+            JsonPath::parse("{@}").unwrap().render(&json!("worker")),
+            "worker"
+        );
         assert_eq!(JsonPath::parse("id={.a.c}!").unwrap().render(&v), "id=x!");
         assert_eq!(JsonPath::parse("{.missing.x}").unwrap().render(&v), "");
         assert_eq!(

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod apply;
+mod cluster;
 mod config;
 mod files;
 mod format;
@@ -102,6 +103,14 @@ enum Command {
     /// Apply a new configuration to a node.
     #[command(name = "apply-config", visible_alias = "apply")]
     ApplyConfig(apply::ApplyArgs),
+    /// Create, show and destroy local clusters (container provisioner).
+    Cluster(cluster::ClusterArgs),
+    /// Runs the nodes of a container-provisioned cluster (internal, started by `cluster create`).
+    #[command(hide = true)]
+    ContainerLaunch(cluster::LaunchArgs),
+    /// Prepares and starts one container node (internal, run by the launcher).
+    #[command(hide = true)]
+    ContainerNode,
 }
 
 /// Entry point of the `talosctl` applet.
@@ -146,6 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => logs::events(args, global),
         Command::Service(args) => services::run(args, global),
         Command::ApplyConfig(args) => apply::run(args, global),
+        Command::Cluster(args) => cluster::run(args, global),
+        Command::ContainerLaunch(args) => cluster::launch(args),
+        Command::ContainerNode => cluster::container_node(),
         Command::Get(args) => get::run(args, global),
     }
 }

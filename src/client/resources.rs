@@ -173,6 +173,26 @@ pub fn metadata_value(md: &cosi::Metadata) -> Value {
     Value::Mapping(m)
 }
 
+/// `{metadata: ..., spec: ...}` for YAML output: as [`resource_value`], with the `created` and
+/// `updated` times written as plain timestamps (COSI emits them unquoted; as strings our emitter
+/// would quote them because they read back as timestamps).
+pub fn resource_yaml_value(r: &cosi::Resource) -> Result<Value, ResourceError> {
+    let mut v = resource_value(r)?;
+    if let Some(md) = v.get_mut("metadata").and_then(Value::as_mapping_mut) {
+        for key in ["created", "updated"] {
+            if let Some(slot) = md.get_mut(key) {
+                if let Value::String(t) = slot.clone() {
+                    *slot = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+                        tag: serde_yaml::value::Tag::new(crate::config::types::PLAIN_TAG),
+                        value: Value::String(t),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// The spec of a resource as a YAML value (null when empty).
 pub fn spec_value(r: &cosi::Resource) -> Result<Value, ResourceError> {
     let id = r

@@ -13,14 +13,21 @@
 //! | [`kmod`] | `modules.dep`; loads kernel modules (`finit_module(2)`) |
 //! | [`loopdev`] | `/dev/loop-control`; attaches image files to loop devices |
 //! | [`switch_root`] | leaves the initramfs for the real root |
+//! | [`reaper`] | `waitpid(2)`: the one reaper of child processes |
+//! | [`spawn`] | `pre_exec` hooks: session, namespaces, cgroup, credentials, capabilities |
+//! | [`cgroup`] | cgroup v2 groups, limits, membership |
 
 pub mod blockdev;
+pub mod cgroup;
 pub mod fs;
 pub mod kmod;
 pub mod kmsg;
 pub mod loopdev;
+pub mod ns;
 pub mod process;
 pub mod procfs;
+pub mod reaper;
+pub mod spawn;
 pub mod switch_root;
 
 use std::path::{Path, PathBuf};

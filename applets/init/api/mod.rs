@@ -5,6 +5,7 @@
 //! [`time`]. machined trusts the `talos-role` metadata apid sets and does no RBAC itself.
 //! RPCs not implemented answer `UNIMPLEMENTED` with a message naming the method.
 
+pub mod cosi;
 pub mod files;
 pub mod machine;
 pub mod storage;
@@ -62,6 +63,8 @@ pub struct Machined {
     pub power: Option<Arc<dyn PowerControl>>,
     /// `ApplyConfiguration`.
     pub config_control: Option<Arc<dyn ConfigControl>>,
+    /// The resource store (`cosi.resource.State`), with Talos's definitions registered.
+    pub resources: talos::resources::State,
 }
 
 impl Machined {
@@ -85,6 +88,7 @@ impl Machined {
             service_control: None,
             power: None,
             config_control: None,
+            resources: cosi::new_state(),
         }
     }
 }
@@ -105,8 +109,13 @@ pub fn router(state: Arc<Machined>) -> tonic::transport::server::Router {
             ),
         )
         .add_service(time_pb::time_service_server::TimeServiceServer::new(
-            time::TimeApi::new(state),
+            time::TimeApi::new(Arc::clone(&state)),
         ))
+        .add_service(
+            talos::api::cosi::resource::state_server::StateServer::new(cosi::CosiApi::new(state))
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
 }
 
 /// Talos's gRPC message size limit.

@@ -1,0 +1,188 @@
+//! machined's controllers: they turn the machine config and the running system into status
+//! resources (`talosctl get hostname`, `nodename`, `members`, `kernelparamstatus`,
+//! `mountstatus`, `timestatus`), plus the bridge from the sequencer ([`observer`]) and the
+//! supervisor ([`publish_service`]).
+//!
+//! None of them needs the rest of init, so `talos machined --api-only` runs them too. Each
+//! reads the system through paths in [`Env`] so tests can point them at fixtures.
+
+pub mod hostname;
+pub mod kernel_params;
+pub mod member;
+pub mod mounts;
+pub mod observer;
+pub mod time;
+
+use std::path::{Path, PathBuf};
+
+use talos::config::Config;
+use talos::resources::controller::Runtime;
+use talos::resources::specs::{MachineConfigSpec, ServiceSpec, MACHINE_CONFIG_ID};
+use talos::resources::{ResourceSpec, State, StateError};
+
+/// Where the controllers read the system, and what platform they run on.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `/proc` (hostname, sysctls, mountinfo).
+    pub proc_root: PathBuf,
+    /// `container`, `metal`, …
+    pub platform: String,
+}
+
+impl Env {
+    /// The real system.
+    pub fn new(platform: &str) -> Env {
+        Env {
+            proc_root: PathBuf::from("/proc"),
+            platform: platform.to_string(),
+        }
+    }
+
+    /// Whether this is the container platform (the host owns clock, sysctls, hostname).
+    pub fn is_container(&self) -> bool {
+        self.platform == "container"
+    }
+}
+
+/// Starts every controller of this module on `runtime`.
+pub fn start(runtime: &mut Runtime, env: &Env, node_id: &str) {
+    runtime.spawn(hostname::HostnameStatusController::new(env.clone()));
+    runtime.spawn(hostname::NodenameController);
+    runtime.spawn(kernel_params::KernelParamStatusController::new(env.clone()));
+    runtime.spawn(mounts::MountStatusController::new(env.clone()));
+    runtime.spawn(time::TimeStatusController::new(env.clone()));
+    runtime.spawn(member::MemberController::new(node_id));
+}
+
+/// What `talos machined --api-only` runs: the controllers, plus the resources the sequencer
+/// would report (the config from `STATE_DIR/config.yaml` when there is one, stage `running`,
+/// ready) and the `machined` service. Returns the controller runtime (stop it on shutdown).
+pub fn start_api_only(state: &State, platform: &str, state_dir: Option<&Path>) -> Runtime {
+    use crate::init::runtime::{MachineStage, NodeObserver as _};
+    let obs = observer::ResourceObserver::new(state.clone());
+    if let Some(path) = state_dir
+        .map(|d| d.join("config.yaml"))
+        .filter(|p| p.exists())
+    {
+        let loaded = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                Config::from_yaml(&b, &path.display().to_string()).map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(cfg) => obs.config_loaded(std::sync::Arc::new(cfg)),
+            Err(e) => tracing::warn!(path = %path.display(), "machine config not loaded: {e}"),
+        }
+    }
+    obs.stage(MachineStage::Running);
+    obs.ready(true, Vec::new());
+    if let Err(e) = publish_service(state, "machined", true, true, false) {
+        tracing::warn!("publishing the machined service resource: {e}");
+    }
+    // Started after the config is in, so their first outputs already follow it.
+    let mut runtime = Runtime::new(state.clone());
+    let node_id = observer::load_or_create_node_id(state_dir);
+    start(&mut runtime, &Env::new(platform), &node_id);
+    runtime
+}
+
+/// The active machine config, parsed from the `MachineConfigs` resource.
+pub fn current_config(state: &State) -> Option<Config> {
+    let r = state
+        .get(
+            MachineConfigSpec::NAMESPACE,
+            MachineConfigSpec::TYPE,
+            MACHINE_CONFIG_ID,
+        )
+        .ok()?;
+    match Config::from_yaml(r.spec.yaml.as_bytes(), "MachineConfigs/v1alpha1") {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("machine config resource does not parse: {e}");
+            None
+        }
+    }
+}
+
+/// Owner of the `Services` resources.
+pub const SERVICE_OWNER: &str = "v1alpha1.ServiceController";
+
+/// Publishes a service's state as a `Services.v1alpha1.talos.dev` resource (what the
+/// supervisor calls on every state change).
+pub fn publish_service(
+    state: &State,
+    id: &str,
+    running: bool,
+    healthy: bool,
+    unknown: bool,
+) -> Result<(), StateError> {
+    state
+        .put(
+            talos::resources::Resource::from_typed(
+                id,
+                &ServiceSpec {
+                    running,
+                    healthy,
+                    unknown,
+                },
+            )?,
+            SERVICE_OWNER,
+        )
+        .map(|_| ())
+}
+
+/// Removes a service's resource (the service was unregistered).
+// Called by the supervisor once the lead wires it in.
+#[allow(dead_code)]
+pub fn unpublish_service(state: &State, id: &str) -> Result<(), StateError> {
+    match state.destroy(ServiceSpec::NAMESPACE, ServiceSpec::TYPE, id, SERVICE_OWNER) {
+        Ok(()) | Err(StateError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A fake `/proc` in a temp dir.
+    pub fn write(root: &Path, rel: &str, content: &str) {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("dir");
+        }
+        std::fs::write(p, content).expect("write");
+    }
+
+    /// Polls `f` for up to 2 s.
+    pub async fn eventually<F: Fn() -> bool>(f: F) {
+        for _ in 0..200 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_published_and_removed() {
+        let st = State::new();
+        publish_service(&st, "apid", true, false, true).unwrap();
+        publish_service(&st, "apid", true, true, false).unwrap();
+        let s: ServiceSpec = st.get_typed("apid").unwrap();
+        assert!(s.running && s.healthy && !s.unknown);
+        let r = st.get("runtime", ServiceSpec::TYPE, "apid").unwrap();
+        assert_eq!(r.metadata.version, 2);
+        assert_eq!(r.metadata.owner, SERVICE_OWNER);
+        unpublish_service(&st, "apid").unwrap();
+        unpublish_service(&st, "apid").unwrap();
+        assert!(st.list("runtime", ServiceSpec::TYPE).is_empty());
+    }
+}

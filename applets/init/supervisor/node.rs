@@ -1,0 +1,402 @@
+//! Talos's system services as [`ServiceSpec`]s: machined, apid, trustd, and the specs of
+//! networkd, containerd, etcd and kubelet that later issues fill in.
+//!
+//! Facts from Talos 1.7 (`internal/app/machined/pkg/system/services`,
+//! `pkg/machinery/constants`): apid runs as uid/gid 50 and trustd as 51, with every
+//! capability dropped and `no_new_privs`, `oom_score_adj` -998, restarted forever, health =
+//! a TCP dial of 127.0.0.1:50000 / :50001 with the default timing; trustd has a 512 MB memory
+//! limit; system services live in cgroup `/system/<id>`. apid and trustd are containerd tasks
+//! in Talos, so their events use the task wording.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use talos::sys::cgroup;
+use talos::sys::spawn::{Namespaces, SpawnOptions};
+
+use super::spec::{
+    ApiPolicy, CgroupSpec, Condition, HealthCheck, Probe, ProcessSpec, RestartPolicy, Runner,
+    ServiceSpec, Style,
+};
+
+/// apid's port.
+pub const APID_PORT: u16 = 50000;
+/// trustd's port.
+pub const TRUSTD_PORT: u16 = 50001;
+/// apid's user and group id.
+pub const APID_UID: u32 = 50;
+/// trustd's user and group id.
+pub const TRUSTD_UID: u32 = 51;
+/// etcd's user id.
+pub const ETCD_UID: u32 = 60;
+/// `oom_score_adj` of apid and trustd.
+pub const SYSTEM_OOM_SCORE_ADJ: i32 = -998;
+/// The system containerd's socket.
+pub const SYSTEM_CONTAINERD_SOCKET: &str = "/system/run/containerd/containerd.sock";
+
+/// What the service specs depend on (paths are parameters so tests can run them anywhere).
+#[derive(Debug, Clone)]
+pub struct NodeParams {
+    /// machined's own executable (services are started from it with argv[0] = applet).
+    pub exe: PathBuf,
+    /// machined's API socket.
+    pub machined_socket: PathBuf,
+    /// apid's PKI directory.
+    pub apid_pki_dir: PathBuf,
+    /// trustd's PKI directory.
+    pub trustd_pki_dir: PathBuf,
+    /// apid's listen address (0.0.0.0:50000 on a node).
+    pub apid_listen: SocketAddr,
+    /// trustd's listen address (0.0.0.0:50001 on a node).
+    pub trustd_listen: SocketAddr,
+    /// Extra apid flags (`--rbac=false`, `--local-address`, ...).
+    pub apid_args: Vec<String>,
+    /// Drop apid/trustd to their Talos uids with no capabilities (needs root). The PKI
+    /// directories are handed to those users and machined's socket is opened to apid's
+    /// group in the pre step.
+    pub unprivileged: bool,
+    /// Give apid and trustd private mount, IPC and PID namespaces (needs root), as Talos's
+    /// containers have.
+    pub namespaces: bool,
+    /// Put services in `/system/<id>` cgroups (the supervisor needs a cgroup root too).
+    pub cgroups: bool,
+}
+
+impl NodeParams {
+    /// Talos's node paths with `exe` as the executable; no privilege drop, namespaces or
+    /// cgroups (the caller turns them on when running as root).
+    pub fn new(exe: impl Into<PathBuf>) -> Self {
+        let any = |port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+        NodeParams {
+            exe: exe.into(),
+            machined_socket: PathBuf::from(crate::init::DEFAULT_SOCKET),
+            apid_pki_dir: PathBuf::from("/system/secrets/apid"),
+            trustd_pki_dir: PathBuf::from("/system/secrets/trustd"),
+            apid_listen: any(APID_PORT),
+            trustd_listen: any(TRUSTD_PORT),
+            apid_args: Vec::new(),
+            unprivileged: false,
+            namespaces: false,
+            cgroups: false,
+        }
+    }
+}
+
+/// The address a health check dials for a listen address (loopback for 0.0.0.0).
+fn loopback(listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, listen.port()))
+    } else {
+        listen
+    }
+}
+
+/// machined itself: always Running while machined runs; healthy when its socket accepts.
+pub fn machined(params: &NodeParams) -> ServiceSpec {
+    let mut spec = ServiceSpec::new("machined", Runner::Internal);
+    spec.health = Some(HealthCheck::new(Probe::Unix(
+        params.machined_socket.clone(),
+    )));
+    spec.api = ApiPolicy::default();
+    spec
+}
+
+fn system_spawn(params: &NodeParams, uid: u32) -> SpawnOptions {
+    SpawnOptions {
+        setsid: true,
+        namespaces: Namespaces {
+            mount: params.namespaces,
+            ipc: params.namespaces,
+            uts: false,
+            pid: params.namespaces,
+        },
+        cgroup: None,
+        uid: params.unprivileged.then_some(uid),
+        gid: params.unprivileged.then_some(uid),
+        capabilities: params.unprivileged.then(Vec::new),
+        no_new_privs: true,
+        parent_death_signal: Some(libc::SIGKILL),
+        oom_score_adj: Some(SYSTEM_OOM_SCORE_ADJ),
+    }
+}
+
+/// Hands `dir` and its files to `uid:uid` (so a service dropped to that user can read it).
+fn chown_tree(dir: &Path, uid: u32) -> Result<(), String> {
+    let owner = Some(nix::unistd::Uid::from_raw(uid));
+    let group = Some(nix::unistd::Gid::from_raw(uid));
+    nix::unistd::chown(dir, owner, group).map_err(|e| format!("chown {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        nix::unistd::chown(&path, owner, group)
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// apid: `<exe>` with argv[0] `apid`, waiting for its PKI, healthy when :50000 accepts.
+pub fn apid(params: &NodeParams) -> ServiceSpec {
+    let mut args = vec![
+        "--listen".to_string(),
+        params.apid_listen.to_string(),
+        "--pki-dir".to_string(),
+        params.apid_pki_dir.display().to_string(),
+        "--machined-socket".to_string(),
+        params.machined_socket.display().to_string(),
+    ];
+    args.extend(params.apid_args.iter().cloned());
+    let mut process = ProcessSpec::new(&params.exe, &[]);
+    process.argv0 = Some("apid".into());
+    process.args = args;
+    process.spawn = system_spawn(params, APID_UID);
+    process.style = Style::Container;
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::service_path("apid"),
+            memory_max: None,
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("apid", Runner::Process(process));
+    spec.conditions = vec![Condition::FileExists(params.apid_pki_dir.join("ca.crt"))];
+    spec.health = Some(HealthCheck::tcp(loopback(params.apid_listen)));
+    spec.restart = RestartPolicy::Forever;
+    spec.api = ApiPolicy::default();
+    if params.unprivileged {
+        let dir = params.apid_pki_dir.clone();
+        let socket = params.machined_socket.clone();
+        spec.pre = Some(Arc::new(move || {
+            let dir = dir.clone();
+            let socket = socket.clone();
+            Box::pin(async move {
+                chown_tree(&dir, APID_UID)?;
+                open_socket_to_group(&socket, APID_UID)
+            })
+        }));
+    }
+    spec
+}
+
+/// Lets group `gid` use machined's socket (and reach it through its directory).
+fn open_socket_to_group(socket: &Path, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let group = Some(nix::unistd::Gid::from_raw(gid));
+    if let Some(dir) = socket.parent() {
+        let mode = std::fs::metadata(dir)
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?
+            .permissions()
+            .mode();
+        // Searchable by others (Talos makes the socket directory 0751).
+        std::fs::set_permissions(
+            dir,
+            std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+        )
+        .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
+    }
+    nix::unistd::chown(socket, None, group)
+        .map_err(|e| format!("chown {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("chmod {}: {e}", socket.display()))
+}
+
+/// trustd (control planes): `<exe>` with argv[0] `trustd`, healthy when :50001 accepts.
+pub fn trustd(params: &NodeParams) -> ServiceSpec {
+    let dir = &params.trustd_pki_dir;
+    let mut process = ProcessSpec::new(&params.exe, &[]);
+    process.argv0 = Some("trustd".into());
+    process.args = vec![
+        "--listen".to_string(),
+        params.trustd_listen.to_string(),
+        "--pki-dir".to_string(),
+        dir.display().to_string(),
+        "--token-file".to_string(),
+        dir.join("token").display().to_string(),
+    ];
+    process.spawn = system_spawn(params, TRUSTD_UID);
+    process.style = Style::Container;
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::service_path("trustd"),
+            memory_max: Some(cgroup::TRUSTD_MEMORY_MAX),
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("trustd", Runner::Process(process));
+    spec.conditions = vec![
+        Condition::FileExists(dir.join("ca.crt")),
+        Condition::FileExists(dir.join("server.crt")),
+    ];
+    spec.health = Some(HealthCheck::tcp(loopback(params.trustd_listen)));
+    spec.restart = RestartPolicy::Forever;
+    spec.api = ApiPolicy::default();
+    if params.unprivileged {
+        let dir = dir.clone();
+        spec.pre = Some(Arc::new(move || {
+            let dir = dir.clone();
+            Box::pin(async move { chown_tree(&dir, TRUSTD_UID) })
+        }));
+    }
+    spec
+}
+
+/// networkd (metal nodes; its first piece comes with the image issue).
+pub fn networkd(params: &NodeParams) -> ServiceSpec {
+    let mut process = ProcessSpec::new(&params.exe, &[]);
+    process.argv0 = Some("networkd".into());
+    process.spawn.setsid = true;
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::service_path("networkd"),
+            memory_max: None,
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("networkd", Runner::Process(process));
+    spec.api = ApiPolicy::default();
+    spec
+}
+
+/// The system containerd (`/bin/containerd`, Talos's arguments), in `/system/runtime`.
+pub fn containerd(params: &NodeParams) -> ServiceSpec {
+    let mut process = ProcessSpec::new(
+        "/bin/containerd",
+        &[
+            "--address",
+            SYSTEM_CONTAINERD_SOCKET,
+            "--state",
+            "/system/run/containerd",
+            "--root",
+            "/system/var/lib/containerd",
+        ],
+    );
+    process.spawn.setsid = true;
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::SYSTEM_RUNTIME.into(),
+            memory_max: None,
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("containerd", Runner::Process(process));
+    spec.health = Some(HealthCheck::new(Probe::Unix(
+        SYSTEM_CONTAINERD_SOCKET.into(),
+    )));
+    spec.api = ApiPolicy::default();
+    spec
+}
+
+/// etcd (control planes; filled in by the etcd issue).
+pub fn etcd(params: &NodeParams) -> ServiceSpec {
+    let mut process = ProcessSpec::new("/usr/local/bin/etcd", &[]);
+    process.spawn.setsid = true;
+    process.spawn.uid = params.unprivileged.then_some(ETCD_UID);
+    process.spawn.gid = params.unprivileged.then_some(ETCD_UID);
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::service_path("etcd"),
+            memory_max: None,
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("etcd", Runner::Process(process));
+    spec.depends_on = vec!["cri".into()];
+    spec.restart = RestartPolicy::Forever;
+    spec.api = ApiPolicy::default();
+    spec
+}
+
+/// kubelet (filled in by the Kubernetes issue); Talos allows start/restart via the API.
+pub fn kubelet(params: &NodeParams) -> ServiceSpec {
+    let mut process = ProcessSpec::new("/usr/local/bin/kubelet", &[]);
+    process.spawn.setsid = true;
+    if params.cgroups {
+        process.cgroup = Some(CgroupSpec {
+            name: cgroup::KUBELET.into(),
+            memory_max: None,
+            cpu_weight: None,
+        });
+    }
+    let mut spec = ServiceSpec::new("kubelet", Runner::Process(process));
+    spec.depends_on = vec!["cri".into()];
+    spec.api = ApiPolicy {
+        start: true,
+        stop: false,
+        restart: true,
+    };
+    spec
+}
+
+/// The services of a node: machined, apid, and trustd on control planes.
+pub fn node_services(params: &NodeParams, control_plane: bool) -> Vec<ServiceSpec> {
+    let mut specs = vec![machined(params), apid(params)];
+    if control_plane {
+        specs.push(trustd(params));
+    }
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apid_spec_matches_talos() {
+        let mut params = NodeParams::new("/sbin/init");
+        params.unprivileged = true;
+        params.cgroups = true;
+        let spec = apid(&params);
+        let Runner::Process(p) = &spec.runner else {
+            panic!("apid is a process")
+        };
+        assert_eq!(
+            p.argv()[..5],
+            [
+                "apid",
+                "--listen",
+                "0.0.0.0:50000",
+                "--pki-dir",
+                "/system/secrets/apid"
+            ]
+        );
+        assert_eq!(p.spawn.uid, Some(50));
+        assert_eq!(p.spawn.gid, Some(50));
+        assert_eq!(p.spawn.capabilities, Some(vec![]));
+        assert!(p.spawn.no_new_privs);
+        assert_eq!(
+            p.cgroup.as_ref().map(|c| c.name.as_str()),
+            Some("/system/apid")
+        );
+        assert!(matches!(
+            spec.health.as_ref().map(|h| &h.probe),
+            Some(Probe::Tcp(a)) if a.to_string() == "127.0.0.1:50000"
+        ));
+        assert_eq!(spec.restart, RestartPolicy::Forever);
+
+        let t = trustd(&params);
+        let Runner::Process(p) = &t.runner else {
+            panic!("trustd is a process")
+        };
+        assert_eq!(p.spawn.uid, Some(51));
+        assert_eq!(
+            p.cgroup.as_ref().and_then(|c| c.memory_max),
+            Some(512_000_000)
+        );
+        assert_eq!(
+            node_services(&params, false)
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["machined", "apid"]
+        );
+        assert_eq!(node_services(&params, true).len(), 3);
+        for hook in [
+            networkd(&params),
+            containerd(&params),
+            etcd(&params),
+            kubelet(&params),
+        ] {
+            assert!(matches!(hook.runner, Runner::Process(_)), "{}", hook.id);
+        }
+    }
+}
