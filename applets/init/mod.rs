@@ -19,6 +19,7 @@ pub mod pki;
 pub mod runtime;
 pub mod sequencer;
 pub mod services;
+pub mod stage1;
 pub mod supervisor;
 
 use std::ffi::OsString;
@@ -70,6 +71,10 @@ pub struct Cli {
 
 /// Entry point of the `init` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    // PID 1 of the initramfs (`/init`): stage 1 mounts the real root and execs /sbin/init.
+    if stage1::is_stage1(&args) {
+        return stage1::main();
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

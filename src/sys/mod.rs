@@ -10,6 +10,9 @@
 //! | [`kmsg`] | `/dev/kmsg` records (the kernel log) |
 //! | [`blockdev`] | `/sys/block` (disk inventory) |
 //! | [`fs`] | `statfs(2)`, `uname(2)` host name, Go-compatible file mode bits |
+//! | [`kmod`] | `modules.dep`; loads kernel modules (`finit_module(2)`) |
+//! | [`loopdev`] | `/dev/loop-control`; attaches image files to loop devices |
+//! | [`switch_root`] | leaves the initramfs for the real root |
 //! | [`reaper`] | `waitpid(2)`: the one reaper of child processes |
 //! | [`spawn`] | `pre_exec` hooks: session, namespaces, cgroup, credentials, capabilities |
 //! | [`cgroup`] | cgroup v2 groups, limits, membership |
@@ -19,14 +22,17 @@
 pub mod blockdev;
 pub mod cgroup;
 pub mod fs;
+pub mod kmod;
 pub mod kmsg;
 pub mod mount;
+pub mod loopdev;
 pub mod ns;
 pub mod power;
 pub mod process;
 pub mod procfs;
 pub mod reaper;
 pub mod spawn;
+pub mod switch_root;
 
 use std::path::{Path, PathBuf};
 
