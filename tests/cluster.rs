@@ -536,7 +536,6 @@ fn crashing_node_is_restarted_with_back_off() {
 /// The full flow with the real init as PID 1: generate, boot, wait for every node's API through
 /// apid on the published loopback port, then talk to the nodes.
 #[test]
-#[ignore = "needs PID-1 init (lead enables after merge)"]
 fn create_1cp_1w() {
     if !is_root("create_1cp_1w") {
         return;

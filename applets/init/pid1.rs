@@ -471,7 +471,7 @@ fn run(
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/sbin/init"));
     let root = PathBuf::from("/");
     let events = Arc::new(EventBus::default());
-    let resources = talos::resources::State::new();
+    let resources = api::cosi::new_state();
     let wired = runtime.block_on(async {
         wire_node(
             exe,
