@@ -74,6 +74,34 @@ fn assert_nothing_left(name: &str, pids: &[i32]) {
     }
 }
 
+/// A descendant of `root` whose argv[0] is `name`.
+fn find_descendant(root: i32, name: &str) -> Option<i32> {
+    let parent_of = |pid: i32| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split(' ').nth(1)?.parse().ok()
+    };
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if argv0 != name.as_bytes() {
+            continue;
+        }
+        let mut p = pid;
+        for _ in 0..16 {
+            match parent_of(p) {
+                Some(pp) if pp == root => return Some(pid),
+                Some(pp) if pp > 1 => p = pp,
+                _ => break,
+            }
+        }
+    }
+    None
+}
+
 fn walk_find(dir: &Path, name: &str, depth: u32) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dir).ok()?;
     for e in entries.flatten() {
@@ -586,9 +614,68 @@ fn create_1cp_1w() {
     let out = ctl(&["-n", "10.5.0.3", "read", "/etc/os-release"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ID=talos"));
+    // The control plane's services are Running and healthy.
+    let out = ctl(&["-n", "10.5.0.2", "services"]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    for id in ["apid", "machined", "trustd"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(id) && l.contains("Running") && l.contains("OK")),
+            "{id} not Running/OK:\n{table}"
+        );
+    }
+    let out = ctl(&["-n", "10.5.0.2", "get", "machinestatus", "-o", "yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains("stage: running"), "{yaml}");
+    assert!(yaml.contains("ready: true"), "{yaml}");
+    // The worker's apid serves a certificate trustd signed (it has no CA key of its own).
+    let out = ctl(&["-n", "10.5.0.3", "logs", "machined"]);
+    let log = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        log.contains("trustd"),
+        "worker's machined log names no trustd request:\n{log}"
+    );
+
+    // kill -9 of the worker's apid: the supervisor restarts it and records why.
+    let state = g.state();
+    let worker_pid = state.nodes[1].pid.expect("worker pid");
+    let apid = find_descendant(worker_pid, "apid").expect("worker apid process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(apid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill apid");
+    let table = wait_until("worker apid restarted", Duration::from_secs(60), || {
+        let out = ctl(&["-n", "10.5.0.3", "service", "apid"]);
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && t.contains("going to restart")).then_some(t)
+    });
+    assert!(table.contains("Running"), "{table}");
+    let new_apid = find_descendant(worker_pid, "apid").expect("new apid");
+    assert_ne!(new_apid, apid);
+
+    // reboot of the worker: it comes back with the same config.
+    let out = ctl(&["-n", "10.5.0.3", "reboot", "--timeout", "2m"]);
+    assert!(out.status.success(), "reboot: {}", text(&out));
+    let out = ctl(&["-n", "10.5.0.3", "get", "machinetype"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("worker"),
+        "{}",
+        text(&out)
+    );
+    let rebooted = g.state();
+    assert_ne!(
+        rebooted.nodes[1].pid,
+        Some(worker_pid),
+        "worker was not restarted"
+    );
+
     let state = g.state();
     let mut pids: Vec<i32> = state.nodes.iter().filter_map(|n| n.pid).collect();
     pids.extend(state.launcher_pid);
+    pids.push(worker_pid);
     let out = g.cluster(&["destroy"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_nothing_left(&g.name, &pids);

@@ -176,6 +176,14 @@ fn wire_node(
     for spec in node_services(&params, true) {
         supervisor.register(spec);
     }
+    // machined itself is a service too (Talos's StartMachined): Running at once, healthy as
+    // soon as its socket accepts.
+    let sup = supervisor.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sup.start("machined").await {
+            tracing::warn!("registering machined as a service: {e}");
+        }
+    });
     // Services resources follow the supervisor's state changes.
     let mut changes = supervisor.subscribe();
     let state = resources.clone();

@@ -16,6 +16,7 @@ mod get;
 mod jsonpath;
 mod logs;
 mod machineconfig;
+mod power;
 mod services;
 mod session;
 mod stats;
@@ -103,6 +104,12 @@ enum Command {
     /// Apply a new configuration to a node.
     #[command(name = "apply-config", visible_alias = "apply")]
     ApplyConfig(apply::ApplyArgs),
+    /// Reboot a node.
+    Reboot(power::RebootArgs),
+    /// Shutdown a node.
+    Shutdown(power::ShutdownArgs),
+    /// Reset a node.
+    Reset(power::ResetArgs),
     /// Create, show and destroy local clusters (container provisioner).
     Cluster(cluster::ClusterArgs),
     /// Runs the nodes of a container-provisioned cluster (internal, started by `cluster create`).
@@ -155,6 +162,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => logs::events(args, global),
         Command::Service(args) => services::run(args, global),
         Command::ApplyConfig(args) => apply::run(args, global),
+        Command::Reboot(args) => power::reboot(args, global),
+        Command::Shutdown(args) => power::shutdown(args, global),
+        Command::Reset(args) => power::reset(args, global),
         Command::Cluster(args) => cluster::run(args, global),
         Command::ContainerLaunch(args) => cluster::launch(args),
         Command::ContainerNode => cluster::container_node(),
