@@ -58,10 +58,14 @@ pub type MaintenanceFn = Arc<
 >;
 
 /// The real maintenance mode, logging into `logs`.
-pub fn real_maintenance(logs: Arc<LogBuffers>) -> MaintenanceFn {
+pub fn real_maintenance(
+    logs: Arc<LogBuffers>,
+    resources: Option<talos::resources::State>,
+) -> MaintenanceFn {
     Arc::new(move |opts| {
         let logs = Arc::clone(&logs);
-        Box::pin(async move { maintenance::run(opts, logs).await })
+        let resources = resources.clone();
+        Box::pin(async move { maintenance::run_with(opts, logs, resources).await })
     })
 }
 

@@ -127,6 +127,16 @@ fn options(cli: &super::Cli) -> anyhow::Result<Options> {
 /// Serves the maintenance API until a configuration is applied (returns it) or a signal
 /// arrives (returns `None`).
 pub async fn run(opts: Options, logs: Arc<LogBuffers>) -> anyhow::Result<Option<Applied>> {
+    run_with(opts, logs, None).await
+}
+
+/// [`run`], serving COSI reads from `resources` (the node's store: links, addresses, … that
+/// networkd publishes) instead of an empty store of its own.
+pub async fn run_with(
+    opts: Options,
+    logs: Arc<LogBuffers>,
+    resources: Option<talos::resources::State>,
+) -> anyhow::Result<Option<Applied>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -169,13 +179,17 @@ pub async fn run(opts: Options, logs: Arc<LogBuffers>) -> anyhow::Result<Option<
         name: opts.platform.clone(),
         mode: opts.platform.clone(),
     };
-    let machined = Arc::new(Machined::new(
+    let mut machined = Machined::new(
         logs,
         Arc::new(talos::events::EventBus::default()),
         Arc::new(super::services::ApiOnlyServices::new()),
         platform,
         shutdown_rx.clone(),
-    ));
+    );
+    if let Some(resources) = resources {
+        machined.resources = resources;
+    }
+    let machined = Arc::new(machined);
     let maintenance = Maintenance {
         machined: Arc::clone(&machined),
         state_dir: opts.state_dir.clone(),

@@ -43,7 +43,8 @@ use super::sequencer::control::{start_power_sequence, Controls};
 use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
 use super::sequencer::Sequence;
 use super::services::ServiceSource;
-use super::supervisor::node::{node_services, NodeParams};
+use super::supervisor::node::{networkd, node_services, NodeParams};
+use super::supervisor::Runner;
 use super::supervisor::{State as ServiceState, Supervisor, SupervisorOptions};
 
 /// How long a failed boot on metal waits before rebooting.
@@ -184,6 +185,25 @@ fn wire_node(
             tracing::warn!("registering machined as a service: {e}");
         }
     });
+    // Off the container platform nobody configures the network for us: networkd brings
+    // loopback up and runs DHCP on the physical links (the container provisioner sets up eth0
+    // from the host side instead, as Docker does for Talos).
+    if platform != "container" {
+        let mut spec = networkd(&params);
+        if let Runner::Process(p) = &mut spec.runner {
+            p.args = vec![
+                "--machined-socket".into(),
+                params.machined_socket.display().to_string(),
+            ];
+        }
+        supervisor.register(spec);
+        let sup = supervisor.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sup.start("networkd").await {
+                tracing::error!("starting networkd: {e}");
+            }
+        });
+    }
     // Services resources follow the supervisor's state changes.
     let mut changes = supervisor.subscribe();
     let state = resources.clone();
@@ -506,7 +526,7 @@ fn run(
             set_hostname: is_pid1,
             chown_pki: is_pid1,
             maintenance_listen: listen,
-            maintenance: acquire::real_maintenance(Arc::clone(&logs)),
+            maintenance: acquire::real_maintenance(Arc::clone(&logs), Some(resources.clone())),
             service_timeout: SERVICE_TIMEOUT,
             worker_retry: WorkerRetry::default(),
             trustd_endpoints: None,

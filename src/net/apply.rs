@@ -117,6 +117,11 @@ pub fn write_resolv_conf(path: &Path, content: &str) -> Result<bool, WriteError>
     if std::fs::read_to_string(path).ok().as_deref() == Some(content) {
         return Ok(false);
     }
+    // On a fresh node `/system/resolved` does not exist yet.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // An error here resurfaces, with the path, from the write below.
+        let _ = std::fs::create_dir_all(parent);
+    }
     fsutil::write_atomic(
         path,
         content.as_bytes(),

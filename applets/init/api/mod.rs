@@ -172,7 +172,12 @@ pub fn called<T>(request: &Request<T>, method: &str) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    tracing::info!(method, roles = roles.join(","), "api call");
+    if roles.is_empty() {
+        // Local clients on the socket (networkd publishing its status): not worth an info line.
+        tracing::debug!(method, "local api call");
+    } else {
+        tracing::info!(method, roles = roles.join(","), "api call");
+    }
 }
 
 /// Maps a kernel-interface error to a gRPC status.
