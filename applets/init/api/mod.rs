@@ -172,8 +172,8 @@ pub fn called<T>(request: &Request<T>, method: &str) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if roles.is_empty() {
-        // Local clients on the socket (networkd publishing its status): not worth an info line.
+    if roles.is_empty() && method.starts_with("cosi.") {
+        // networkd publishing its status resources over the socket: not worth an info line.
         tracing::debug!(method, "local api call");
     } else {
         tracing::info!(method, roles = roles.join(","), "api call");
