@@ -615,16 +615,24 @@ fn create_1cp_1w() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ID=talos"));
     // The control plane's services are Running and healthy.
-    let out = ctl(&["-n", "10.5.0.2", "services"]);
-    let table = String::from_utf8_lossy(&out.stdout).to_string();
-    for id in ["apid", "machined", "trustd"] {
-        assert!(
+    // (`cluster create` waits for apid to answer; trustd's first health check may still be
+    // pending then.)
+    let all_ok = |table: &str| {
+        ["apid", "machined", "trustd"].iter().all(|id| {
             table
                 .lines()
-                .any(|l| l.contains(id) && l.contains("Running") && l.contains("OK")),
-            "{id} not Running/OK:\n{table}"
-        );
-    }
+                .any(|l| l.contains(id) && l.contains("Running") && l.contains("OK"))
+        })
+    };
+    wait_until(
+        "control-plane services healthy",
+        Duration::from_secs(30),
+        || {
+            let out = ctl(&["-n", "10.5.0.2", "services"]);
+            let table = String::from_utf8_lossy(&out.stdout).to_string();
+            all_ok(&table).then_some(table)
+        },
+    );
     let out = ctl(&["-n", "10.5.0.2", "get", "machinestatus", "-o", "yaml"]);
     assert!(out.status.success(), "{}", text(&out));
     let yaml = String::from_utf8_lossy(&out.stdout);

@@ -38,7 +38,7 @@ use super::acquire;
 use super::api::{self, Machined};
 use super::controllers::{self, observer::load_or_create_node_id, observer::ResourceObserver};
 use super::pki::WorkerRetry;
-use super::runtime::{MachineStage, NodeObserver, ServiceControl};
+use super::runtime::{BoxFuture, ControlError, MachineStage, NodeObserver, ServiceControl};
 use super::sequencer::control::{start_power_sequence, Controls};
 use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
 use super::sequencer::Sequence;
@@ -154,7 +154,7 @@ fn wire_node(
     resources: talos::resources::State,
     platform: &str,
     privileged: bool,
-) -> anyhow::Result<(Supervisor, talos::resources::controller::Runtime)> {
+) -> anyhow::Result<(NodeServices, talos::resources::controller::Runtime)> {
     let cgroup_root = if privileged {
         talos::sys::cgroup::detect_root(std::path::Path::new("/sys/fs/cgroup"))
     } else {
@@ -174,7 +174,9 @@ fn wire_node(
     params.unprivileged = privileged;
     params.namespaces = privileged;
     params.cgroups = cgroup_root.is_some();
-    for spec in node_services(&params, true) {
+    // trustd is registered when the sequencer starts it (control planes only), so workers
+    // list it as Talos's do: not at all.
+    for spec in node_services(&params, false) {
         supervisor.register(spec);
     }
     // machined itself is a service too (Talos's StartMachined): Running at once, healthy as
@@ -234,7 +236,47 @@ fn wire_node(
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
-    Ok((supervisor, runtime))
+    Ok((NodeServices { supervisor, params }, runtime))
+}
+
+/// The supervisor as the sequencer sees it: services that only some nodes run (trustd on
+/// control planes) are registered the first time they are started.
+#[derive(Clone)]
+struct NodeServices {
+    supervisor: Supervisor,
+    params: NodeParams,
+}
+
+impl NodeServices {
+    fn ensure_registered(&self, id: &str) {
+        if id == "trustd" && !self.supervisor.ids().iter().any(|i| i == id) {
+            self.supervisor
+                .register(super::supervisor::node::trustd(&self.params));
+        }
+    }
+}
+
+impl ServiceControl for NodeServices {
+    fn start(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
+        self.ensure_registered(id);
+        ServiceControl::start(&self.supervisor, id)
+    }
+    fn stop(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
+        ServiceControl::stop(&self.supervisor, id)
+    }
+    fn restart(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>> {
+        ServiceControl::restart(&self.supervisor, id)
+    }
+    fn wait_up(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ControlError>> {
+        ServiceControl::wait_up(&self.supervisor, ids, timeout)
+    }
+    fn stop_all(&self) -> BoxFuture<'_, ()> {
+        ServiceControl::stop_all(&self.supervisor)
+    }
 }
 
 /// Initialize, then Boot; failures are reported and (metal) end in a reboot.
@@ -536,7 +578,7 @@ fn run(
         logs,
         events,
         resources: resources.clone(),
-        api_services: Some(supervisor.api_control()),
+        api_services: Some(supervisor.supervisor.api_control()),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
@@ -544,7 +586,7 @@ fn run(
             let action = boot(
                 ctx,
                 Arc::new(supervisor.clone()),
-                Arc::new(supervisor.clone()),
+                Arc::new(supervisor.supervisor.clone()),
                 observer,
             )
             .await;
