@@ -13,6 +13,8 @@ use anyhow::Context as _;
 use talos::api::cosi::resource as cosi;
 use talos::api::machine as pb;
 use talos::client::connect;
+use talos::resources::specs::{MachineStatusSpec, MACHINE_STATUS_ID};
+use talos::resources::ResourceSpec as _;
 
 use super::session::{self, NodeErrors, Session};
 use super::Global;
@@ -99,9 +101,7 @@ pub fn reboot(args: RebootArgs, global: &Global) -> anyhow::Result<()> {
     };
     session::runtime()?.block_on(async {
         let s = Session::open(global, None).await?;
-        let targets = targets(&s);
-        let before = snapshot(&s, &targets).await;
-        let started = SystemTime::now();
+        let before = Before::take(&s).await;
         let mut req = pb::RebootRequest::default();
         req.set_mode(mode);
         let replies = s
@@ -112,10 +112,8 @@ pub fn reboot(args: RebootArgs, global: &Global) -> anyhow::Result<()> {
             .map_err(|e| session::call_error("error executing reboot", e))?
             .into_inner()
             .messages;
-        let mut errors = NodeErrors::default();
-        let _ = session::partition(&s, &mut errors, replies, |m| m.metadata.as_ref());
-        errors.finish()?;
-        follow(&s, &targets, &before, started, Expect::ComeBack, &args.wait).await
+        check_replies(&s, replies, |m| m.metadata.as_ref())?;
+        follow(&s, &before, Expect::ComeBack, &args.wait).await
     })
 }
 
@@ -123,9 +121,7 @@ pub fn reboot(args: RebootArgs, global: &Global) -> anyhow::Result<()> {
 pub fn shutdown(args: ShutdownArgs, global: &Global) -> anyhow::Result<()> {
     session::runtime()?.block_on(async {
         let s = Session::open(global, None).await?;
-        let targets = targets(&s);
-        let before = snapshot(&s, &targets).await;
-        let started = SystemTime::now();
+        let before = Before::take(&s).await;
         let replies = s
             .client
             .machine()
@@ -134,10 +130,8 @@ pub fn shutdown(args: ShutdownArgs, global: &Global) -> anyhow::Result<()> {
             .map_err(|e| session::call_error("error executing shutdown", e))?
             .into_inner()
             .messages;
-        let mut errors = NodeErrors::default();
-        let _ = session::partition(&s, &mut errors, replies, |m| m.metadata.as_ref());
-        errors.finish()?;
-        follow(&s, &targets, &before, started, Expect::GoDown, &args.wait).await
+        check_replies(&s, replies, |m| m.metadata.as_ref())?;
+        follow(&s, &before, Expect::GoDown, &args.wait).await
     })
 }
 
@@ -153,9 +147,7 @@ pub fn reset(args: ResetArgs, global: &Global) -> anyhow::Result<()> {
     };
     session::runtime()?.block_on(async {
         let s = Session::open(global, None).await?;
-        let targets = targets(&s);
-        let before = snapshot(&s, &targets).await;
-        let started = SystemTime::now();
+        let before = Before::take(&s).await;
         let mut req = pb::ResetRequest {
             graceful: args.graceful,
             reboot: args.reboot,
@@ -179,13 +171,11 @@ pub fn reset(args: ResetArgs, global: &Global) -> anyhow::Result<()> {
             .map_err(|e| session::call_error("error executing reset", e))?
             .into_inner()
             .messages;
-        let mut errors = NodeErrors::default();
-        let _ = session::partition(&s, &mut errors, replies, |m| m.metadata.as_ref());
-        errors.finish()?;
+        check_replies(&s, replies, |m| m.metadata.as_ref())?;
         // A reset node that reboots comes back in maintenance mode (its config is wiped), so
         // its API changes identity: only its going down can be followed here.
         let expect = Expect::GoDown;
-        follow(&s, &targets, &before, started, expect, &args.wait).await
+        follow(&s, &before, expect, &args.wait).await
     })
 }
 
@@ -202,14 +192,39 @@ fn label(node: &Option<String>, s: &Session) -> String {
     node.clone().unwrap_or_else(|| s.client.peer_host())
 }
 
-/// When each node's current `MachineStatus` was created (None: unreachable).
-async fn snapshot(s: &Session, targets: &[Option<String>]) -> BTreeMap<String, Option<SystemTime>> {
-    let mut out = BTreeMap::new();
-    for node in targets {
-        let status = machine_status(s, node.as_deref()).await;
-        out.insert(label(node, s), status.map(|st| st.created));
+/// What the nodes looked like just before the request: the nodes to follow, when each one's
+/// current `MachineStatus` was created (None: unreachable), and when the request was sent.
+struct Before {
+    targets: Vec<Option<String>>,
+    created: BTreeMap<String, Option<SystemTime>>,
+    at: SystemTime,
+}
+
+impl Before {
+    async fn take(s: &Session) -> Before {
+        let targets = targets(s);
+        let mut created = BTreeMap::new();
+        for node in &targets {
+            let status = machine_status(s, node.as_deref()).await;
+            created.insert(label(node, s), status.map(|st| st.created));
+        }
+        Before {
+            targets,
+            created,
+            at: SystemTime::now(),
+        }
     }
-    out
+}
+
+/// Fails when any node refused the request (each failure is reported by node).
+fn check_replies<T>(
+    s: &Session,
+    replies: Vec<T>,
+    metadata: impl Fn(&T) -> Option<&talos::api::common::Metadata>,
+) -> anyhow::Result<()> {
+    let mut errors = NodeErrors::default();
+    let _ = session::partition(s, &mut errors, replies, metadata);
+    errors.finish()
 }
 
 struct MachineStatus {
@@ -220,50 +235,35 @@ struct MachineStatus {
 
 async fn machine_status(s: &Session, node: Option<&str>) -> Option<MachineStatus> {
     let mut req = tonic::Request::new(cosi::GetRequest {
-        namespace: "runtime".into(),
-        r#type: "MachineStatuses.runtime.talos.dev".into(),
-        id: "machine".into(),
+        namespace: MachineStatusSpec::NAMESPACE.into(),
+        r#type: MachineStatusSpec::TYPE.into(),
+        id: MACHINE_STATUS_ID.into(),
         options: None,
     });
     if let Some(n) = node {
         req = connect::with_node(req, n).ok()?;
     }
     req.set_timeout(Duration::from_secs(5));
-    let resp = s.client.cosi().get(req).await.ok()?.into_inner();
-    let r = resp.resource?;
-    let md = r.metadata?;
-    let created = md.created.map_or(SystemTime::UNIX_EPOCH, |t| {
+    let r = s.client.cosi().get(req).await.ok()?.into_inner().resource?;
+    let created = r.metadata?.created.map_or(SystemTime::UNIX_EPOCH, |t| {
         SystemTime::UNIX_EPOCH
             + Duration::new(
                 u64::try_from(t.seconds).unwrap_or(0),
                 u32::try_from(t.nanos).unwrap_or(0),
             )
     });
-    let yaml = r.spec.map(|sp| sp.yaml_spec).unwrap_or_default();
-    let value: serde_yaml::Value = serde_yaml::from_str(&yaml).ok()?;
-    let stage = value
-        .get("stage")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let ready = value
-        .get("status")
-        .and_then(|st| st.get("ready"))
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let spec = MachineStatusSpec::from_yaml(&r.spec?.yaml_spec).ok()?;
     Some(MachineStatus {
         created,
-        stage,
-        ready,
+        stage: spec.stage,
+        ready: spec.status.ready,
     })
 }
 
 /// Follows every node until it reaches the expected end, printing each change.
 async fn follow(
     s: &Session,
-    targets: &[Option<String>],
-    before: &BTreeMap<String, Option<SystemTime>>,
-    started: SystemTime,
+    before: &Before,
     expect: Expect,
     wait: &WaitArgs,
 ) -> anyhow::Result<()> {
@@ -272,7 +272,7 @@ async fn follow(
     }
     let deadline = Instant::now() + wait.timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending: Vec<&Option<String>> = targets.iter().collect();
+    let mut pending: Vec<&Option<String>> = before.targets.iter().collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for node in pending {
@@ -285,8 +285,8 @@ async fn follow(
                 }
                 (Some(st), Expect::GoDown) => (format!("stage {}", st.stage), false),
                 (Some(st), Expect::ComeBack) => {
-                    let fresh = st.created >= started
-                        || before.get(&name).copied().flatten() != Some(st.created);
+                    let fresh = st.created >= before.at
+                        || before.created.get(&name).copied().flatten() != Some(st.created);
                     if fresh && st.stage == "running" && st.ready {
                         ("back up: running, ready".to_string(), true)
                     } else if fresh {
