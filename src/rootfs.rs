@@ -23,6 +23,11 @@ pub const FILES: &[(&str, &str, u32)] = &[
     ),
     ("/etc/hosts", include_str!("../rootfs/etc/hosts"), 0o644),
     (
+        "/etc/containerd/config.toml",
+        include_str!("../rootfs/etc/containerd/config.toml"),
+        0o644,
+    ),
+    (
         "/etc/resolv.conf",
         include_str!("../rootfs/etc/resolv.conf"),
         0o644,

@@ -4,6 +4,9 @@
 //! 2. the platform's source (`USERDATA` on the container platform, the `talos.config=` URL on
 //!    metal); a valid config is persisted atomically (0600) before it is used;
 //! 3. otherwise maintenance mode ([`super::maintenance::run`]) until a valid config is applied.
+//!    A platform that is still trying after [`PLATFORM_GRACE`] (a config server that is down,
+//!    answers 404 or serves an invalid config) goes on trying with back-off while maintenance
+//!    mode is open; the first valid config from either side is used.
 //!
 //! An invalid config is never persisted: the reason is logged, published as a
 //! `machine.ConfigLoadErrorEvent` / `machine.ConfigValidationErrorEvent`, reported to the
@@ -12,6 +15,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prost::Message as _;
@@ -85,7 +89,17 @@ pub struct Acquire<'a> {
     pub observer: Arc<dyn NodeObserver>,
     /// Error events.
     pub events: Arc<EventBus>,
+    /// How long the platform may try before maintenance mode opens beside it.
+    pub platform_grace: Duration,
 }
+
+/// How long the platform may try alone before maintenance mode opens beside it (DHCP and
+/// the first download attempts fit in it on a healthy network).
+pub const PLATFORM_GRACE: Duration = Duration::from_secs(5);
+/// First wait before an invalid platform config is fetched again.
+const REFETCH_INITIAL: Duration = Duration::from_secs(1);
+/// Longest wait between fetches of an invalid platform config.
+const REFETCH_MAX: Duration = Duration::from_secs(30);
 
 /// Why a config was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,34 +189,101 @@ impl Acquire<'_> {
             Err(e) => tracing::error!("reading {}: {e}", path.display()),
         }
 
-        let name = self.platform.name().to_string();
-        let source = format!("platform {name}");
-        match self.platform.configuration().await {
-            Ok(Some(bytes)) => match parse_and_validate(&bytes, &source, self.mode) {
-                Ok((config, warnings)) => {
-                    let stored = persist(&self.state_dir, &bytes)?;
-                    tracing::info!(
-                        "machine config from {source} is valid; stored in {}",
-                        stored.display()
-                    );
-                    return Ok(Some(Acquired {
-                        config: Arc::new(config),
-                        source: ConfigSource::Platform(name),
-                        warnings,
-                    }));
-                }
-                Err(refusal) => self.refused(&source, &refusal),
-            },
-            Ok(None) => tracing::info!("{source} provides no machine config"),
-            Err(e) => {
-                self.refused(&source, &Refusal::Load(e.to_string()));
+        // The platform gets a head start; if it has not delivered a valid config by then,
+        // maintenance mode opens while the platform keeps trying (a config server that is
+        // down or wrong must not leave the node unreachable). Whichever delivers first wins.
+        let platform_config = self.platform_config();
+        tokio::pin!(platform_config);
+        tokio::select! {
+            got = &mut platform_config => {
+                return match got {
+                    Some((acquired, bytes)) => self.keep(acquired, &bytes),
+                    None => self.maintenance_loop(None).await,
+                };
+            }
+            () = tokio::time::sleep(self.platform_grace) => {}
+        }
+        tracing::warn!(
+            "no valid machine config from platform {} after {:?}: entering maintenance mode, \
+             the platform keeps trying",
+            self.platform.name(),
+            self.platform_grace
+        );
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        let maintenance = self.maintenance_loop(Some(Arc::clone(&cancel)));
+        tokio::pin!(maintenance);
+        let mut platform_done = false;
+        loop {
+            tokio::select! {
+                got = &mut platform_config, if !platform_done => match got {
+                    Some((acquired, bytes)) => {
+                        cancel.notify_one();
+                        // Wait for the maintenance server to close (its port is apid's next).
+                        if let Err(e) = maintenance.await {
+                            tracing::warn!("closing maintenance mode: {e:#}");
+                        }
+                        self.observer.stage(MachineStage::Booting);
+                        return self.keep(acquired, &bytes);
+                    }
+                    None => platform_done = true,
+                },
+                result = &mut maintenance => return result,
             }
         }
-
-        self.maintenance_loop().await
     }
 
-    async fn maintenance_loop(&self) -> anyhow::Result<Option<Acquired>> {
+    /// Persists a config that came from the platform.
+    fn keep(&self, acquired: Acquired, bytes: &[u8]) -> anyhow::Result<Option<Acquired>> {
+        let stored = persist(&self.state_dir, bytes)?;
+        tracing::info!(
+            "machine config from platform {} is valid; stored in {}",
+            self.platform.name(),
+            stored.display()
+        );
+        Ok(Some(acquired))
+    }
+
+    /// A valid config from the platform and its bytes; `None` when the platform has none or
+    /// gave up. Invalid configs are fetched again with back-off where that can help.
+    async fn platform_config(&self) -> Option<(Acquired, Vec<u8>)> {
+        let name = self.platform.name().to_string();
+        let source = format!("platform {name}");
+        let mut delay = REFETCH_INITIAL;
+        loop {
+            match self.platform.configuration().await {
+                Ok(Some(bytes)) => match parse_and_validate(&bytes, &source, self.mode) {
+                    Ok((config, warnings)) => {
+                        let acquired = Acquired {
+                            config: Arc::new(config),
+                            source: ConfigSource::Platform(name),
+                            warnings,
+                        };
+                        return Some((acquired, bytes));
+                    }
+                    Err(refusal) => self.refused(&source, &refusal),
+                },
+                Ok(None) => {
+                    tracing::info!("{source} provides no machine config");
+                    return None;
+                }
+                Err(e) => {
+                    self.refused(&source, &Refusal::Load(e.to_string()));
+                    return None;
+                }
+            }
+            if !self.platform.config_may_change() {
+                return None;
+            }
+            tracing::warn!("fetching the machine config from {source} again in {delay:?}");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(REFETCH_MAX);
+        }
+    }
+
+    async fn maintenance_loop(
+        &self,
+        cancel: Option<Arc<tokio::sync::Notify>>,
+    ) -> anyhow::Result<Option<Acquired>> {
         loop {
             self.observer.stage(MachineStage::Maintenance);
             tracing::info!(
@@ -213,6 +294,7 @@ impl Acquire<'_> {
                 listen: self.maintenance_listen,
                 state_dir: self.state_dir.clone(),
                 platform: self.mode.to_string(),
+                cancel: cancel.clone(),
             };
             let Some(applied) = (self.maintenance)(opts).await? else {
                 tracing::info!("maintenance mode ended without a config");
@@ -306,7 +388,167 @@ mod tests {
             maintenance,
             observer,
             events: Arc::new(EventBus::new(100, 0)),
+            platform_grace: PLATFORM_GRACE,
         }
+    }
+
+    /// A config server as the platform sees it: each fetch takes `latency` and returns the
+    /// next of `answers` (the last one repeats).
+    struct Server {
+        answers: Vec<Vec<u8>>,
+        latency: Duration,
+        fetches: Mutex<usize>,
+    }
+
+    impl Platform for Server {
+        fn name(&self) -> &str {
+            "metal"
+        }
+        fn mode(&self) -> talos::platform::Mode {
+            talos::platform::Mode::Metal
+        }
+        fn configuration(
+            &self,
+        ) -> talos::platform::BoxFuture<'_, Result<Option<Vec<u8>>, talos::platform::PlatformError>>
+        {
+            Box::pin(async move {
+                tokio::time::sleep(self.latency).await;
+                let mut n = self.fetches.lock().expect("fetches");
+                *n += 1;
+                let i = (*n - 1).min(self.answers.len() - 1);
+                Ok(Some(self.answers[i].clone()))
+            })
+        }
+        fn config_may_change(&self) -> bool {
+            true
+        }
+    }
+
+    /// A maintenance mode that never gets a config: it waits until cancelled (counted).
+    fn idle_maintenance(opened: Arc<Mutex<u32>>, cancelled: Arc<Mutex<u32>>) -> MaintenanceFn {
+        Arc::new(move |opts: maintenance::Options| {
+            let opened = Arc::clone(&opened);
+            let cancelled = Arc::clone(&cancelled);
+            Box::pin(async move {
+                *opened.lock().expect("opened") += 1;
+                if let Some(cancel) = opts.cancel {
+                    cancel.notified().await;
+                    *cancelled.lock().expect("cancelled") += 1;
+                }
+                Ok(None)
+            })
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_platform_config_never_opens_maintenance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server {
+            answers: vec![fixture()],
+            latency: Duration::from_millis(300),
+            fetches: Mutex::new(0),
+        };
+        let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let mut a = acquire(
+            dir.path(),
+            &server,
+            idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
+            Arc::default(),
+        );
+        a.mode = Mode::Metal;
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Platform("metal".into()));
+        assert_eq!(*opened.lock().expect("opened"), 0);
+        assert!(dir.path().join(CONFIG_FILE).exists());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_server_gets_maintenance_opened_beside_it_and_then_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server {
+            answers: vec![fixture()],
+            latency: PLATFORM_GRACE * 3,
+            fetches: Mutex::new(0),
+        };
+        let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let observer = Arc::new(Recorder::default());
+        let mut a = acquire(
+            dir.path(),
+            &server,
+            idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
+            Arc::clone(&observer),
+        );
+        a.mode = Mode::Metal;
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Platform("metal".into()));
+        assert_eq!(*opened.lock().expect("opened"), 1, "maintenance opened");
+        assert_eq!(*cancelled.lock().expect("cancelled"), 1, "and closed");
+        assert_eq!(
+            observer.stages.lock().expect("stages").last(),
+            Some(&MachineStage::Booting)
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(CONFIG_FILE)).expect("persisted"),
+            fixture()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invalid_served_config_is_fetched_again_until_it_is_fixed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server {
+            answers: vec![
+                b"not: [valid".to_vec(),
+                b"version: v1alpha1\n".to_vec(),
+                fixture(),
+            ],
+            latency: Duration::from_millis(10),
+            fetches: Mutex::new(0),
+        };
+        let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let observer = Arc::new(Recorder::default());
+        let mut a = acquire(
+            dir.path(),
+            &server,
+            idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
+            Arc::clone(&observer),
+        );
+        a.mode = Mode::Metal;
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Platform("metal".into()));
+        assert_eq!(*server.fetches.lock().expect("fetches"), 3);
+        let unmet = observer.unmet.lock().expect("unmet").clone();
+        assert_eq!(unmet.len(), 2, "{unmet:?}");
+        assert!(unmet[0].contains("failed to load config"), "{unmet:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn maintenance_wins_over_a_server_that_keeps_serving_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server {
+            answers: vec![b"not: [valid".to_vec()],
+            latency: Duration::from_millis(10),
+            fetches: Mutex::new(0),
+        };
+        let calls = Arc::new(Mutex::new(0));
+        let maintenance: MaintenanceFn = {
+            let inner = fake_maintenance(Some(fixture()), Arc::clone(&calls));
+            // Applied a minute after maintenance opened.
+            Arc::new(move |opts| {
+                let inner = Arc::clone(&inner);
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    inner(opts).await
+                })
+            })
+        };
+        let mut a = acquire(dir.path(), &server, maintenance, Arc::default());
+        a.mode = Mode::Metal;
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Maintenance);
+        let fetches = *server.fetches.lock().expect("fetches");
+        // 1 s, 2 s, 4 s, ... 30 s between fetches: a handful in 65 s, not a busy loop.
+        assert!((4..=8).contains(&fetches), "{fetches} fetches");
     }
 
     fn b64(data: &[u8]) -> String {

@@ -61,6 +61,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// `container` or `metal`: the validation mode and what Version reports.
     pub platform: String,
+    /// Ends maintenance mode without a config when notified (the platform delivered one
+    /// while maintenance mode was open).
+    pub cancel: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// A configuration accepted in maintenance mode.
@@ -121,6 +124,7 @@ fn options(cli: &super::Cli) -> anyhow::Result<Options> {
         listen,
         state_dir,
         platform: cli.platform.clone(),
+        cancel: None,
     })
 }
 
@@ -211,8 +215,16 @@ pub async fn run_with(
         router.serve_with_incoming_shutdown(incoming, api::shutting_down(shutdown_rx)),
     );
 
+    let cancel = opts.cancel.clone();
+    let cancelled = async move {
+        match cancel {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         applied = applied_rx => applied.ok(),
+        () = cancelled => { tracing::info!("a machine config arrived from the platform, closing maintenance mode"); None }
         _ = sigterm.recv() => { tracing::info!("SIGTERM received, shutting down"); None }
         _ = sigint.recv() => { tracing::info!("SIGINT received, shutting down"); None }
     };
@@ -251,7 +263,7 @@ fn print_banner(bound: SocketAddr, reachable: &[IpAddr], fingerprint: &str) {
 
 /// The addresses clients can reach the server at: the listen address if it is a specific
 /// one, else the host's global addresses (IPv4 first), else loopback.
-fn reachable_addresses(listen: IpAddr) -> Vec<IpAddr> {
+pub(crate) fn reachable_addresses(listen: IpAddr) -> Vec<IpAddr> {
     if !listen.is_unspecified() {
         return vec![listen];
     }
@@ -589,6 +601,41 @@ impl MachineService for Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn cancel_closes_maintenance_mode_and_frees_its_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        let listen = probe.local_addr().expect("addr");
+        drop(probe);
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        let opts = Options {
+            listen,
+            state_dir: dir.path().to_path_buf(),
+            platform: "container".into(),
+            cancel: Some(Arc::clone(&cancel)),
+        };
+        let server = tokio::spawn(run(opts, Arc::new(LogBuffers::default())));
+        // Wait until it listens, then cancel.
+        let mut up = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(listen).await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(up, "maintenance API never listened on {listen}");
+        cancel.notify_one();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("maintenance mode ends")
+            .expect("task")
+            .expect("no error");
+        assert!(outcome.is_none());
+        // apid binds the same port next.
+        std::net::TcpListener::bind(listen).expect("port free again");
+    }
 
     #[test]
     fn fib_trie_local_addresses() {

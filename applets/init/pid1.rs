@@ -206,6 +206,25 @@ fn wire_node(
             }
         });
     }
+    // The extension layer (metal images) brings containerd and etcd. containerd starts early,
+    // as Talos's does (before the config: maintenance mode has it too); etcd is registered
+    // when a control plane's Boot starts it.
+    let extensions = platform != "container"
+        && std::path::Path::new(super::supervisor::node::CONTAINERD_BIN).exists();
+    if extensions {
+        supervisor.register(super::supervisor::node::containerd(&params));
+        let sup = supervisor.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sup.start("containerd").await {
+                tracing::error!("starting containerd: {e}");
+            }
+        });
+    } else if platform != "container" {
+        tracing::info!(
+            "no extension layer ({} missing): containerd and etcd are not available",
+            super::supervisor::node::CONTAINERD_BIN
+        );
+    }
     // Services resources follow the supervisor's state changes.
     let mut changes = supervisor.subscribe();
     let state = resources.clone();
@@ -236,22 +255,49 @@ fn wire_node(
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
-    Ok((NodeServices { supervisor, params }, runtime))
+    Ok((
+        NodeServices {
+            supervisor,
+            params,
+            extensions,
+        },
+        runtime,
+    ))
 }
 
-/// The supervisor as the sequencer sees it: services that only some nodes run (trustd on
-/// control planes) are registered the first time they are started.
+/// The supervisor as the sequencer sees it: services that only some nodes run (trustd and
+/// etcd on control planes) are registered the first time they are started; etcd only where
+/// the extension layer provides it.
 #[derive(Clone)]
 struct NodeServices {
     supervisor: Supervisor,
     params: NodeParams,
+    extensions: bool,
 }
 
 impl NodeServices {
     fn ensure_registered(&self, id: &str) {
-        if id == "trustd" && !self.supervisor.ids().iter().any(|i| i == id) {
-            self.supervisor
-                .register(super::supervisor::node::trustd(&self.params));
+        if self.supervisor.ids().iter().any(|i| i == id) {
+            return;
+        }
+        use super::supervisor::node;
+        match id {
+            "trustd" => {
+                self.supervisor.register(node::trustd(&self.params));
+            }
+            "etcd" if self.extensions => {
+                let addresses: node::AddressesFn = Arc::new(|| {
+                    super::maintenance::reachable_addresses(std::net::IpAddr::V4(
+                        std::net::Ipv4Addr::UNSPECIFIED,
+                    ))
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+                });
+                self.supervisor
+                    .register(node::etcd(&self.params, addresses));
+            }
+            _ => {}
         }
     }
 }

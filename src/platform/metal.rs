@@ -330,6 +330,10 @@ impl Platform for Metal {
         Mode::Metal
     }
 
+    fn config_may_change(&self) -> bool {
+        true
+    }
+
     fn configuration(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, PlatformError>> {
         Box::pin(async move {
             let Some(option) = self.cmdline.get(CONFIG_ARG).filter(|o| !o.is_empty()) else {

@@ -97,6 +97,11 @@ pub trait Platform: Send + Sync {
     /// The machine config this platform provides, `None` if it has no source (then the node
     /// waits in maintenance mode). May retry for a long time (metal downloads).
     fn configuration(&self) -> BoxFuture<'_, Result<Option<Vec<u8>>, PlatformError>>;
+    /// Whether asking again can give a different config (a server can be fixed; an
+    /// environment variable cannot): an invalid config is then fetched again with back-off.
+    fn config_may_change(&self) -> bool {
+        false
+    }
 }
 
 /// The platform name: `PLATFORM` from the environment (container provisioners set it), else

@@ -328,6 +328,7 @@ async fn load_config(node: Arc<Node>) -> anyhow::Result<()> {
         maintenance: Arc::clone(&node.options.maintenance),
         observer: Arc::clone(&node.observer),
         events: Arc::clone(&node.events),
+        platform_grace: crate::init::acquire::PLATFORM_GRACE,
     };
     let acquired = acquire
         .run()
@@ -435,6 +436,17 @@ pub fn boot_services(control_plane: bool) -> Vec<String> {
     ids
 }
 
+/// Services Boot starts but does not wait for: etcd on control planes stays in its pre step
+/// until `talosctl bootstrap` (Talos's boot waits for it; here the node reports running and
+/// etcd shows Preparing), and it exists only where the extension layer provides it.
+pub fn background_services(control_plane: bool) -> Vec<String> {
+    if control_plane {
+        vec!["etcd".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 async fn start_all_services(node: Arc<Node>) -> anyhow::Result<()> {
     let ids = boot_services(node.is_control_plane());
     for id in &ids {
@@ -444,6 +456,12 @@ async fn start_all_services(node: Arc<Node>) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("starting service {id}"))?;
         tracing::info!("{message}");
+    }
+    for id in background_services(node.is_control_plane()) {
+        match node.services.start(&id).await {
+            Ok(message) => tracing::info!("{message}"),
+            Err(e) => tracing::info!("not starting {id}: {e}"),
+        }
     }
     node.services
         .wait_up(&ids, node.options.service_timeout)

@@ -1,6 +1,9 @@
 //! Talos's system services as [`ServiceSpec`]s: machined, apid, trustd, and the specs of
 //! networkd, containerd, etcd and kubelet that later issues fill in.
 //!
+//! containerd and etcd come from the extension layer (`/usr/bin`), so they are registered only
+//! where it is mounted (metal images).
+//!
 //! Facts from Talos 1.7 (`internal/app/machined/pkg/system/services`,
 //! `pkg/machinery/constants`): apid runs as uid/gid 50 and trustd as 51, with every
 //! capability dropped and `no_new_privs`, `oom_score_adj` -998, restarted forever, health =
@@ -34,6 +37,14 @@ pub const ETCD_UID: u32 = 60;
 pub const SYSTEM_OOM_SCORE_ADJ: i32 = -998;
 /// The system containerd's socket.
 pub const SYSTEM_CONTAINERD_SOCKET: &str = "/system/run/containerd/containerd.sock";
+/// containerd in the extension layer (mounted over the root at boot).
+pub const CONTAINERD_BIN: &str = "/usr/bin/containerd";
+/// etcd in the extension layer.
+pub const ETCD_BIN: &str = "/usr/bin/etcd";
+/// `PATH` of extension-layer services (containerd finds its shim and runc there).
+pub const EXTENSION_PATH: &str = "/usr/bin:/usr/sbin:/bin:/sbin";
+/// `oom_score_adj` of containerd (Talos: -999).
+pub const CONTAINERD_OOM_SCORE_ADJ: i32 = -999;
 
 /// What the service specs depend on (paths are parameters so tests can run them anywhere).
 #[derive(Debug, Clone)]
@@ -257,10 +268,11 @@ pub fn networkd(params: &NodeParams) -> ServiceSpec {
     spec
 }
 
-/// The system containerd (`/bin/containerd`, Talos's arguments), in `/system/runtime`.
+/// The system containerd (Talos's arguments; the binary comes from the extension layer),
+/// in `/system/runtime`, restarted forever, healthy when its socket accepts.
 pub fn containerd(params: &NodeParams) -> ServiceSpec {
     let mut process = ProcessSpec::new(
-        "/bin/containerd",
+        CONTAINERD_BIN,
         &[
             "--address",
             SYSTEM_CONTAINERD_SOCKET,
@@ -270,7 +282,10 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
             "/system/var/lib/containerd",
         ],
     );
+    process.env = vec![("PATH".into(), EXTENSION_PATH.into())];
     process.spawn.setsid = true;
+    process.spawn.oom_score_adj = Some(CONTAINERD_OOM_SCORE_ADJ);
+    process.spawn.parent_death_signal = Some(libc::SIGKILL);
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
             name: cgroup::SYSTEM_RUNTIME.into(),
@@ -286,12 +301,25 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
     spec
 }
 
-/// etcd (control planes; filled in by the etcd issue).
-pub fn etcd(params: &NodeParams) -> ServiceSpec {
-    let mut process = ProcessSpec::new("/usr/local/bin/etcd", &[]);
+/// What etcd's pre step shows while it waits for `talosctl bootstrap`: the node's
+/// addresses, to bootstrap against.
+pub type AddressesFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// How often the "waiting to join" message is repeated (Talos: every 30 s).
+pub const ETCD_NAG_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// etcd on control planes (binary from the extension layer, data in `/var/lib/etcd`, its
+/// own uid). Until the cluster is bootstrapped its pre step waits, as Talos's does ("Preparing:
+/// Running pre state"), repeating on machined's log that it waits for `talosctl bootstrap`
+/// and where to send it. The bootstrap itself comes with the etcd issue: until then the
+/// wait does not end, and a stop ends it.
+pub fn etcd(params: &NodeParams, addresses: AddressesFn) -> ServiceSpec {
+    let mut process = ProcessSpec::new(ETCD_BIN, &[]);
+    process.env = vec![("PATH".into(), EXTENSION_PATH.into())];
     process.spawn.setsid = true;
     process.spawn.uid = params.unprivileged.then_some(ETCD_UID);
     process.spawn.gid = params.unprivileged.then_some(ETCD_UID);
+    process.spawn.parent_death_signal = Some(libc::SIGKILL);
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
             name: cgroup::service_path("etcd"),
@@ -300,7 +328,24 @@ pub fn etcd(params: &NodeParams) -> ServiceSpec {
         });
     }
     let mut spec = ServiceSpec::new("etcd", Runner::Process(process));
-    spec.depends_on = vec!["cri".into()];
+    // Talos's etcd depends on "cri" (the Kubernetes-facing containerd, which pulls its image);
+    // this etcd is a process from the extension layer and the system containerd is the one
+    // containerd there is.
+    spec.depends_on = vec!["containerd".into()];
+    spec.pre = Some(Arc::new(move || {
+        let addresses = Arc::clone(&addresses);
+        Box::pin(async move {
+            loop {
+                let ips = addresses();
+                tracing::info!(
+                    "etcd is waiting to join the cluster; if this node is the first node of \
+                     the cluster, run `talosctl bootstrap` against one of these addresses:"
+                );
+                tracing::info!("{ips:?}");
+                tokio::time::sleep(ETCD_NAG_PERIOD).await;
+            }
+        })
+    }));
     spec.restart = RestartPolicy::Forever;
     spec.api = ApiPolicy::default();
     spec
@@ -393,7 +438,7 @@ mod tests {
         for hook in [
             networkd(&params),
             containerd(&params),
-            etcd(&params),
+            etcd(&params, Arc::new(Vec::new)),
             kubelet(&params),
         ] {
             assert!(matches!(hook.runner, Runner::Process(_)), "{}", hook.id);

@@ -72,7 +72,13 @@ async fn lifecycle_inner(
     }
     inner.update(svc, State::Preparing, "Running pre state");
     if let Some(pre) = &svc.spec.pre {
-        if let Err(e) = pre().await {
+        // A pre step may wait for a long time (etcd waits for `talosctl bootstrap`): a stop
+        // ends it as Talos's canceled context does.
+        let result = tokio::select! {
+            result = pre() => result,
+            () = stopped(stop) => Err("context canceled".to_string()),
+        };
+        if let Err(e) = result {
             return End::Failed(format!("failed to run pre stage: {e}"));
         }
     }

@@ -774,3 +774,57 @@ async fn root_apid_runs_unprivileged_in_its_cgroup_and_namespaces() {
     answered.expect("apid (uid 50) proxies to machined");
     sup.stop_all().await;
 }
+
+/// etcd before `talosctl bootstrap`: its pre step waits (Preparing, health unknown, never
+/// run), after containerd; shutdown's stop_all ends the wait.
+#[tokio::test]
+async fn etcd_waits_for_bootstrap_in_its_pre_step_until_stopped() {
+    let (sup, _logs, _events) = supervisor();
+    let params = super::node::NodeParams::new("/nonexistent/talos");
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let mut etcd = super::node::etcd(
+        &params,
+        Arc::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec!["10.0.2.15".to_string()]
+        }),
+    );
+    // The real binary never runs: the pre step does not end.
+    if let Runner::Process(p) = &mut etcd.runner {
+        p.exe = PathBuf::from("/nonexistent/etcd");
+    }
+    let containerd = sh("containerd", "exec sleep 30");
+    assert!(sup.register(containerd));
+    assert!(sup.register(etcd));
+    sup.start("etcd").await.expect("start etcd");
+    eventually("etcd waits for containerd", || {
+        messages(&sup, "etcd")
+            .iter()
+            .any(|m| m == "Waiting: Waiting for service \"containerd\" to be \"up\"")
+    })
+    .await;
+    sup.start("containerd").await.expect("start containerd");
+    eventually("etcd in its pre step", || {
+        asked.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        messages(&sup, "etcd").last().map(String::as_str),
+        Some("Preparing: Running pre state")
+    );
+    let list = ServiceSource::list(&sup);
+    let info = list.iter().find(|s| s.id == "etcd").expect("listed");
+    assert_eq!(info.state, "Preparing");
+    assert!(info.health.as_ref().is_none_or(|h| h.unknown));
+    assert_eq!(sup.pid("etcd"), None, "etcd never ran");
+
+    tokio::time::timeout(Duration::from_secs(20), sup.stop_all())
+        .await
+        .expect("stop_all ends the wait");
+    assert_eq!(
+        messages(&sup, "etcd").last().map(String::as_str),
+        Some("Failed: Failed to run pre stage: context canceled")
+    );
+}
