@@ -44,7 +44,7 @@ use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
 use super::sequencer::Sequence;
 use super::services::ServiceSource;
 use super::supervisor::node::{networkd, node_services, NodeParams};
-use super::supervisor::Runner;
+use super::supervisor::{Runner, ServiceSpec};
 use super::supervisor::{State as ServiceState, Supervisor, SupervisorOptions};
 
 /// How long a failed boot on metal waits before rebooting.
@@ -255,50 +255,52 @@ fn wire_node(
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
-    Ok((
-        NodeServices {
-            supervisor,
-            params,
-            extensions,
-        },
-        runtime,
-    ))
+    // Services only some nodes run wait in the catalog until the sequencer first starts them
+    // (so a worker does not list trustd or etcd, as Talos's do not).
+    let mut catalog = vec![super::supervisor::node::trustd(&params)];
+    if extensions {
+        let addresses: super::supervisor::node::AddressesFn = Arc::new(|| {
+            super::maintenance::reachable_addresses(std::net::IpAddr::V4(
+                std::net::Ipv4Addr::UNSPECIFIED,
+            ))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+        });
+        catalog.push(super::supervisor::node::etcd(&params, addresses));
+    }
+    Ok((NodeServices::new(supervisor, catalog), runtime))
 }
 
-/// The supervisor as the sequencer sees it: services that only some nodes run (trustd and
-/// etcd on control planes) are registered the first time they are started; etcd only where
-/// the extension layer provides it.
+/// The supervisor as the sequencer sees it, with a catalog of services that only some nodes
+/// run (trustd and etcd on control planes; etcd only where the extension layer provides it):
+/// a catalog service is registered the first time it is started.
 #[derive(Clone)]
 struct NodeServices {
     supervisor: Supervisor,
-    params: NodeParams,
-    extensions: bool,
+    catalog: Arc<Mutex<Vec<ServiceSpec>>>,
 }
 
 impl NodeServices {
+    fn new(supervisor: Supervisor, catalog: Vec<ServiceSpec>) -> Self {
+        NodeServices {
+            supervisor,
+            catalog: Arc::new(Mutex::new(catalog)),
+        }
+    }
+
     fn ensure_registered(&self, id: &str) {
-        if self.supervisor.ids().iter().any(|i| i == id) {
-            return;
-        }
-        use super::supervisor::node;
-        match id {
-            "trustd" => {
-                self.supervisor.register(node::trustd(&self.params));
+        let spec = {
+            let mut catalog = match self.catalog.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match catalog.iter().position(|s| s.id == id) {
+                Some(i) => catalog.remove(i),
+                None => return,
             }
-            "etcd" if self.extensions => {
-                let addresses: node::AddressesFn = Arc::new(|| {
-                    super::maintenance::reachable_addresses(std::net::IpAddr::V4(
-                        std::net::Ipv4Addr::UNSPECIFIED,
-                    ))
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
-                });
-                self.supervisor
-                    .register(node::etcd(&self.params, addresses));
-            }
-            _ => {}
-        }
+        };
+        self.supervisor.register(spec);
     }
 }
 

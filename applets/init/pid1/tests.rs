@@ -448,3 +448,32 @@ fn signals_map_to_sequences() {
     assert_eq!(s(Mode::Metal, Signal::SIGPWR), Some(Sequence::Shutdown));
     assert_eq!(s(Mode::Metal, Signal::SIGHUP), None);
 }
+
+/// Catalog services (trustd, etcd) are unknown until the sequencer first starts them; other
+/// ids are refused as before.
+#[tokio::test]
+async fn catalog_services_are_registered_on_first_start() {
+    let supervisor = Supervisor::new(
+        Arc::new(LogBuffers::default()),
+        Arc::new(EventBus::default()),
+        SupervisorOptions::default(),
+    )
+    .expect("supervisor");
+    let params = NodeParams::new("/bin/true");
+    let mut spec = super::super::supervisor::node::trustd(&params);
+    spec.runner = Runner::Skip;
+    let services = NodeServices::new(supervisor.clone(), vec![spec]);
+    assert!(!supervisor.ids().iter().any(|i| i == "trustd"));
+    ServiceControl::start(&services, "trustd")
+        .await
+        .expect("start trustd");
+    assert!(supervisor.ids().iter().any(|i| i == "trustd"));
+    // A second start does not register it twice (or fail).
+    ServiceControl::start(&services, "trustd")
+        .await
+        .expect("start trustd again");
+    assert!(matches!(
+        ServiceControl::start(&services, "etcd").await,
+        Err(ControlError::NotFound(_))
+    ));
+}
