@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 mod apid;
+mod edge;
 mod init;
 mod installer;
 mod networkd;
