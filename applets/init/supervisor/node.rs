@@ -43,6 +43,8 @@ pub const CONTAINERD_BIN: &str = "/usr/bin/containerd";
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 /// `PATH` of extension-layer services (containerd finds its shim and runc there).
 pub const EXTENSION_PATH: &str = "/usr/bin:/usr/sbin:/bin:/sbin";
+/// Limit of one containerd health call (the check's own timeout applies too).
+const CONTAINERD_HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// `oom_score_adj` of containerd (Talos: -999).
 pub const CONTAINERD_OOM_SCORE_ADJ: i32 = -999;
 
@@ -269,7 +271,7 @@ pub fn networkd(params: &NodeParams) -> ServiceSpec {
 }
 
 /// The system containerd (Talos's arguments; the binary comes from the extension layer),
-/// in `/system/runtime`, restarted forever, healthy when its socket accepts.
+/// in `/system/runtime`, restarted forever, healthy when it answers the gRPC health check.
 pub fn containerd(params: &NodeParams) -> ServiceSpec {
     let mut process = ProcessSpec::new(
         CONTAINERD_BIN,
@@ -294,9 +296,18 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
         });
     }
     let mut spec = ServiceSpec::new("containerd", Runner::Process(process));
-    spec.health = Some(HealthCheck::new(Probe::Unix(
-        SYSTEM_CONTAINERD_SOCKET.into(),
-    )));
+    // Healthy when containerd answers the standard gRPC health check with SERVING.
+    let health = HealthCheck::new(Probe::Custom(Arc::new(|| {
+        Box::pin(async {
+            talos::client::health::check_unix(
+                Path::new(SYSTEM_CONTAINERD_SOCKET),
+                CONTAINERD_HEALTH_TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        })
+    })));
+    spec.health = Some(health);
     spec.api = ApiPolicy::default();
     spec
 }
