@@ -16,6 +16,7 @@ pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The QEMU binary.
@@ -413,8 +414,10 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::env::var_os("TALOS_KEEP_SERIAL").is_some() {
+            static KEPT: AtomicUsize = AtomicUsize::new(0);
+            let n = KEPT.fetch_add(1, Ordering::SeqCst);
             let keep =
-                std::env::temp_dir().join(format!("talos-serial-{}.log", std::process::id()));
+                std::env::temp_dir().join(format!("talos-serial-{}-{n}.log", std::process::id()));
             let _ = std::fs::copy(&self.serial, &keep);
             eprintln!("serial log kept at {}", keep.display());
         }
