@@ -1,7 +1,8 @@
 //! Boots the OS image under QEMU (TCG) and follows the serial console through the boot path:
 //! kernel → initramfs `/init` (stage 1: modules, squashfs root + extensions, switch_root) →
 //! `/sbin/init` → machined → maintenance mode or a configured node, driven with our talosctl
-//! through a forwarded API port. Skipped (with a SKIPPED line) when QEMU or the built image
+//! through a forwarded API port. Run with `TALOS_IMAGE_TESTS=1` and `--test-threads=1` (one VM
+//! at a time); skipped (with a SKIPPED line) without it, or when QEMU or the built image
 //! (`ci/build-image`, `_out/` or `$TALOS_IMAGE_DIR`) is missing.
 //!
 //! Scenarios:

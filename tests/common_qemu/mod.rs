@@ -38,9 +38,14 @@ impl Image {
         }
     }
 
-    /// The image, when QEMU is installed and `files` were built; otherwise prints
-    /// `SKIPPED (...): test` and returns `None`.
+    /// The image, when `TALOS_IMAGE_TESTS=1` (as `ci/test` and `ci/boot-test` set it, so a
+    /// plain `cargo test` does not start VMs in parallel), QEMU is installed and `files` were
+    /// built; otherwise prints `SKIPPED (...): test` and returns `None`.
     pub fn find_with(test: &str, files: &[&str]) -> Option<Image> {
+        if std::env::var_os("TALOS_IMAGE_TESTS").is_none_or(|v| v.is_empty() || v == "0") {
+            eprintln!("SKIPPED (set TALOS_IMAGE_TESTS=1, as ci/boot-test does): {test}");
+            return None;
+        }
         if !qemu_available() {
             eprintln!("SKIPPED ({QEMU} not installed): {test}");
             return None;
