@@ -12,8 +12,11 @@
 // Each test crate uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The QEMU binary.
@@ -35,9 +38,14 @@ impl Image {
         }
     }
 
-    /// The image, when QEMU is installed and `files` were built; otherwise prints
-    /// `SKIPPED (...): test` and returns `None`.
+    /// The image, when `TALOS_IMAGE_TESTS=1` (as `ci/test` and `ci/boot-test` set it, so a
+    /// plain `cargo test` does not start VMs in parallel), QEMU is installed and `files` were
+    /// built; otherwise prints `SKIPPED (...): test` and returns `None`.
     pub fn find_with(test: &str, files: &[&str]) -> Option<Image> {
+        if std::env::var_os("TALOS_IMAGE_TESTS").is_none_or(|v| v.is_empty() || v == "0") {
+            eprintln!("SKIPPED (set TALOS_IMAGE_TESTS=1, as ci/boot-test does): {test}");
+            return None;
+        }
         if !qemu_available() {
             eprintln!("SKIPPED ({QEMU} not installed): {test}");
             return None;
@@ -120,6 +128,7 @@ pub struct NodeBuilder {
     extra_cmdline: Vec<String>,
     extra_args: Vec<String>,
     firmware: Option<PathBuf>,
+    allow_reboot: bool,
 }
 
 /// Debian's OVMF (UEFI firmware for QEMU), if installed.
@@ -154,7 +163,17 @@ impl NodeBuilder {
             extra_cmdline: Vec::new(),
             extra_args: Vec::new(),
             firmware: None,
+            allow_reboot: false,
         }
+    }
+
+    /// Lets the guest reboot: a reboot resets the VM, which boots the same kernel, initramfs
+    /// and command line (or ISO) again; a power-off still ends QEMU. Without it QEMU runs with
+    /// `-no-reboot`, so a guest reboot ends QEMU too. Count boots with
+    /// [`Node::count`]`("Linux version")` or wait for one with [`Node::wait_until_nth`].
+    pub fn allow_reboot(mut self) -> Self {
+        self.allow_reboot = true;
+        self
     }
 
     /// Boots with this firmware (`-bios`, e.g. [`ovmf`] for UEFI) instead of SeaBIOS.
@@ -194,21 +213,15 @@ impl NodeBuilder {
     /// The full QEMU argument list for a serial log at `serial`.
     pub fn args(&self, serial: &Path) -> Vec<String> {
         let mut a: Vec<String> = [
-            "-accel",
-            "tcg",
-            "-machine",
-            "q35",
-            "-cpu",
-            "max",
-            "-display",
+            "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-display", "none", "-monitor",
             "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !self.allow_reboot {
+            a.push("-no-reboot".into());
+        }
         a.extend([
             "-m".into(),
             self.memory_mib.to_string(),
@@ -318,25 +331,47 @@ impl Node {
         self.child.try_wait().ok().flatten()
     }
 
+    /// How many times `pattern` occurs in the serial log so far (e.g. `"Linux version"`: the
+    /// number of kernel boots).
+    pub fn count(&self, pattern: &str) -> usize {
+        count(&self.serial_log(), pattern)
+    }
+
     /// Waits until the serial log contains `pattern`; returns the wall time since start.
     /// The error carries the end of the serial log (and QEMU's stderr if it died).
     pub fn wait_until(&mut self, pattern: &str, timeout: Duration) -> Result<Duration, String> {
+        self.wait_until_nth(pattern, 1, timeout)
+    }
+
+    /// Waits until `pattern` occurs `n` times in the serial log (the `n`th boot's line);
+    /// returns the wall time since start.
+    pub fn wait_until_nth(
+        &mut self,
+        pattern: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
         let deadline = Instant::now() + timeout;
+        let what = if n == 1 {
+            format!("{pattern:?}")
+        } else {
+            format!("{pattern:?} (occurrence {n})")
+        };
         loop {
-            if self.serial_log().contains(pattern) {
+            if self.count(pattern) >= n {
                 return Ok(self.started.elapsed());
             }
             if let Some(status) = self.exited() {
                 let stderr = std::fs::read_to_string(self.dir.path().join("qemu.stderr"))
                     .unwrap_or_default();
                 return Err(format!(
-                    "QEMU exited ({status}) before {pattern:?} appeared\nqemu stderr: {stderr}\n{}",
+                    "QEMU exited ({status}) before {what} appeared\nqemu stderr: {stderr}\n{}",
                     self.tail(60)
                 ));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{pattern:?} not on the serial console after {timeout:?}\n{}",
+                    "{what} not on the serial console after {timeout:?}\n{}",
                     self.tail(60)
                 ));
             }
@@ -384,12 +419,22 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::env::var_os("TALOS_KEEP_SERIAL").is_some() {
+            static KEPT: AtomicUsize = AtomicUsize::new(0);
+            let n = KEPT.fetch_add(1, Ordering::SeqCst);
             let keep =
-                std::env::temp_dir().join(format!("talos-serial-{}.log", std::process::id()));
+                std::env::temp_dir().join(format!("talos-serial-{}-{n}.log", std::process::id()));
             let _ = std::fs::copy(&self.serial, &keep);
             eprintln!("serial log kept at {}", keep.display());
         }
     }
+}
+
+/// How many times `pattern` occurs in `log` (non-overlapping).
+pub fn count(log: &str, pattern: &str) -> usize {
+    if pattern.is_empty() {
+        return 0;
+    }
+    log.matches(pattern).count()
 }
 
 /// The timestamp of a kernel console line `[    1.234567] text` containing `pattern`.
@@ -414,5 +459,37 @@ mod tests {
         assert_eq!(kernel_time(log, "Linux version"), Some(0.0));
         assert_eq!(kernel_time(log, "GRUB"), None);
         assert_eq!(kernel_time(log, "absent"), None);
+    }
+
+    #[test]
+    fn counts_boots() {
+        let log = "[ 0.0] Linux version 6.1\nx\n[ 0.0] Linux version 6.1\n";
+        assert_eq!(count(log, "Linux version"), 2);
+        assert_eq!(count(log, "absent"), 0);
+        assert_eq!(count(log, ""), 0);
+    }
+
+    #[test]
+    fn no_reboot_unless_allowed() {
+        let image = Image {
+            dir: PathBuf::from("/nonexistent"),
+        };
+        let serial = Path::new("/tmp/serial.log");
+        let args = NodeBuilder::kernel(&image).args(serial);
+        assert!(args.iter().any(|a| a == "-no-reboot"), "{args:?}");
+        let args = NodeBuilder::kernel(&image).allow_reboot().args(serial);
+        assert!(!args.iter().any(|a| a == "-no-reboot"), "{args:?}");
+        let args = NodeBuilder::kernel(&image)
+            .cmdline_arg("talos.config=http://10.0.2.2:1/c")
+            .args(serial);
+        let append = args
+            .iter()
+            .position(|a| a == "-append")
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_default();
+        assert!(
+            append.ends_with(" talos.config=http://10.0.2.2:1/c"),
+            "{append}"
+        );
     }
 }
