@@ -316,18 +316,6 @@ impl Ctl {
     }
 }
 
-/// Whether the image's control plane must show `containerd` Running and `etcd` Preparing
-/// (waiting for `talosctl bootstrap`), as Talos does: on with `TALOS_EXPECT_ETCD=1` or by
-/// flipping the default here once every image has them. Off, a service that is listed is still
-/// checked; a missing one is tolerated.
-fn require_containerd_and_etcd() -> bool {
-    const DEFAULT: bool = false;
-    match std::env::var("TALOS_EXPECT_ETCD") {
-        Ok(v) => v == "1" || v.eq_ignore_ascii_case("true"),
-        Err(_) => DEFAULT,
-    }
-}
-
 /// The state column of `service` in `talosctl services` output.
 fn service_state<'a>(services: &'a str, service: &str) -> Option<&'a str> {
     services.lines().find_map(|l| {
@@ -336,24 +324,22 @@ fn service_state<'a>(services: &'a str, service: &str) -> Option<&'a str> {
     })
 }
 
-/// A configured control plane's services: apid, trustd, machined, networkd Running; containerd
-/// Running and etcd Preparing when listed (required with [`require_containerd_and_etcd`]).
+/// A configured control plane's services: apid, trustd, machined, networkd and containerd (from
+/// the extension layer) Running; etcd Preparing (waiting for `talosctl bootstrap`).
 fn check_control_plane_services(services: &str) -> Result<(), String> {
-    let mut expected = vec![
-        ("apid", "Running", true),
-        ("trustd", "Running", true),
-        ("machined", "Running", true),
-        ("networkd", "Running", true),
+    let expected = [
+        ("apid", "Running"),
+        ("trustd", "Running"),
+        ("machined", "Running"),
+        ("networkd", "Running"),
+        ("containerd", "Running"),
+        ("etcd", "Preparing"),
     ];
-    let strict = require_containerd_and_etcd();
-    expected.push(("containerd", "Running", strict));
-    expected.push(("etcd", "Preparing", strict));
-    for (service, want, required) in expected {
+    for (service, want) in expected {
         match service_state(services, service) {
             Some(state) if state == want => {}
             Some(state) => return Err(format!("{service} is {state}, expected {want}")),
-            None if required => return Err(format!("{service} is not listed")),
-            None => {}
+            None => return Err(format!("{service} is not listed")),
         }
     }
     Ok(())
@@ -368,9 +354,10 @@ fn service_checks() {
                10.0.2.15   trustd     Running   ?        1s ago        Started\n";
     assert_eq!(service_state(out, "machined"), Some("Running"));
     assert_eq!(service_state(out, "etcd"), None);
-    if !require_containerd_and_etcd() {
-        assert_eq!(check_control_plane_services(out), Ok(()));
-    }
+    assert!(
+        check_control_plane_services(out).is_err(),
+        "containerd and etcd are required"
+    );
     let with_etcd = format!(
         "{out}10.0.2.15   containerd Running   OK       5s ago        Health check successful\n\
          10.0.2.15   etcd       Preparing ?        5s ago        Running pre state\n"
@@ -409,6 +396,20 @@ fn check_configured(ctl: &Ctl, scenario: &str) {
         },
     );
     eprintln!("{scenario}:\n{services}");
+    // containerd really runs (its own log, through the service log buffer), and etcd says
+    // what it waits for.
+    let out = ctl.run(&["logs", "containerd"]);
+    assert!(
+        stdout(&out).contains("containerd successfully booted"),
+        "{scenario}: logs containerd: {}",
+        out_text(&out)
+    );
+    let out = ctl.run(&["service", "etcd"]);
+    assert!(
+        stdout(&out).contains("Running pre state"),
+        "{scenario}: service etcd: {}",
+        out_text(&out)
+    );
     retry(
         &format!("{scenario}: machinestatus running"),
         Duration::from_secs(60),

@@ -249,12 +249,37 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Whether the network can carry a download yet.
+pub type NetworkReady = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How often the network is looked at while waiting for an address.
+const NETWORK_POLL: Duration = Duration::from_millis(250);
+
+/// True once some link has an address other than loopback and IPv6 link-local (what DHCP or a
+/// static config gives): Talos's metal platform waits for that before the first download.
+pub fn has_routable_address() -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addrs.filter_map(|a| a.address).any(|addr| {
+        match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+            (Some(v4), _) => !v4.ip().is_loopback() && !v4.ip().is_unspecified(),
+            (_, Some(v6)) => {
+                let ip = v6.ip();
+                !ip.is_loopback() && !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80
+            }
+            _ => false,
+        }
+    })
+}
+
 /// The metal platform.
 #[derive(Clone)]
 pub struct Metal {
     cmdline: Cmdline,
     variables: Arc<dyn VariableSource>,
     retry: RetryPolicy,
+    network_ready: NetworkReady,
 }
 
 impl Metal {
@@ -264,7 +289,27 @@ impl Metal {
             cmdline,
             variables: Arc::new(SystemVariables::default()),
             retry: RetryPolicy::default(),
+            network_ready: Arc::new(has_routable_address),
         }
+    }
+
+    /// Replaces the "network has an address" check.
+    pub fn with_network_ready(mut self, ready: NetworkReady) -> Self {
+        self.network_ready = ready;
+        self
+    }
+
+    /// Waits until the network has an address (DHCP may still be running when init starts).
+    async fn wait_for_network(&self) {
+        if (self.network_ready)() {
+            return;
+        }
+        tracing::info!("waiting for network to be ready (an address on some link) before fetching the machine config");
+        let started = Instant::now();
+        while !(self.network_ready)() {
+            tokio::time::sleep(NETWORK_POLL).await;
+        }
+        tracing::info!("network ready after {:?}", started.elapsed());
     }
 
     /// Replaces where URL variables come from.
@@ -280,6 +325,7 @@ impl Metal {
     }
 
     async fn download(&self, option: &str) -> Result<Vec<u8>, PlatformError> {
+        self.wait_for_network().await;
         let started = Instant::now();
         let mut delay = self.retry.initial_delay;
         let mut attempt = 0u32;
@@ -472,6 +518,7 @@ mod tests {
         Metal::new(Cmdline::parse(arg))
             .with_variables(Arc::new(fixed()))
             .with_retry(fast_retry(total))
+            .with_network_ready(Arc::new(|| true))
     }
 
     #[tokio::test]
@@ -508,6 +555,33 @@ mod tests {
             let _ = s.shutdown().await;
         }
         seen
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_network_address_before_the_first_attempt() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(
+            listener,
+            vec!["HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nversion: v1alpha1\n"],
+        ));
+        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&polls);
+        // The "DHCP lease" arrives on the fourth look.
+        let m = metal(
+            &format!("talos.config=http://{addr}/c"),
+            Duration::from_secs(20),
+        )
+        .with_network_ready(Arc::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3
+        }));
+        let config = m.configuration().await.expect("downloaded");
+        assert_eq!(config, Some(b"version: v1alpha1\n".to_vec()));
+        assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // One request: no attempt was spent while the network was down.
+        assert_eq!(server.await.expect("server").len(), 1);
     }
 
     #[tokio::test]
