@@ -1,6 +1,8 @@
 //! The real `talos machined --maintenance` on 127.0.0.1:0, called like `talosctl --insecure`
 //! does: TLS without verifying the chain, pinning the fingerprint printed on stderr.
 
+mod common_api;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,6 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
 use talos::api::cosi::resource::state_client::StateClient;
 use talos::api::machine::{
     self as pb, apply_configuration_request::Mode as ApplyMode,
@@ -144,19 +145,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn channel(addr: SocketAddr, fingerprints: Option<Vec<String>>) -> Result<Channel, String> {
     let tls = Arc::new(talos::auth::tls::client_insecure(fingerprints).map_err(|e| e.to_string())?);
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_with_connector(TestConnector { tls, addr })
-        .await
-        .map_err(|e| {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(inner) = src {
-                s.push_str(&format!(": {inner}"));
-                src = inner.source();
-            }
-            s
-        })
+    common_api::connect_tls(addr, tls).await
 }
 
 fn generated(kind: MachineType) -> Vec<u8> {
@@ -481,37 +470,4 @@ fn state_dir_is_required() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--state-dir"), "{stderr}");
-}
-
-/// TCP + TLS with the given client configuration, for a tonic channel.
-#[derive(Clone)]
-struct TestConnector {
-    tls: Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-}
-
-impl tonic::codegen::Service<tonic::transport::Uri> for TestConnector {
-    type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: tonic::transport::Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let tcp = tokio::net::TcpStream::connect(this.addr).await?;
-            let tls = tokio_rustls::TlsConnector::from(this.tls)
-                .connect(ServerName::IpAddress(this.addr.ip().into()), tcp)
-                .await?;
-            Ok(hyper_util::rt::TokioIo::new(tls))
-        })
-    }
 }

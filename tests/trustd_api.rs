@@ -4,6 +4,8 @@
 //! The OS CA and the token come from testdata/secrets/bundle.yaml; trustd's own TLS certificate
 //! is issued from that CA at test time (Ed25519, fast).
 
+mod common_api;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -362,14 +364,8 @@ fn other_services_are_unimplemented() {
     let bundle = bundle();
     let status = runtime().block_on(async {
         // Reuse the verified TLS channel for another service's client.
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", t.addr))
-            .unwrap()
-            .connect_with_connector(TestConnector {
-                tls: Arc::new(talos::auth::tls::client_tls(&bundle.certs.os.crt).unwrap()),
-                addr: t.addr,
-            })
-            .await
-            .unwrap();
+        let tls = Arc::new(talos::auth::tls::client_tls(&bundle.certs.os.crt).unwrap());
+        let channel = common_api::connect_tls(t.addr, tls).await.unwrap();
         let mut client =
             talos::api::machine::machine_service_client::MachineServiceClient::new(channel);
         client.version(()).await.unwrap_err()
@@ -498,39 +494,6 @@ fn token_is_never_a_plain_argument() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/ca.crt"), "{stderr}");
-}
-
-/// TCP + TLS (verified against the OS CA) for a tonic channel in tests.
-#[derive(Clone)]
-struct TestConnector {
-    tls: Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-}
-
-impl tonic::codegen::Service<tonic::transport::Uri> for TestConnector {
-    type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: tonic::transport::Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let tcp = tokio::net::TcpStream::connect(this.addr).await?;
-            let tls = tokio_rustls::TlsConnector::from(this.tls)
-                .connect(ServerName::IpAddress(this.addr.ip().into()), tcp)
-                .await?;
-            Ok(hyper_util::rt::TokioIo::new(tls))
-        })
-    }
 }
 
 /// The leaf certificate trustd presents to a new connection.

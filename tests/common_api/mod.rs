@@ -273,7 +273,16 @@ pub fn start_apid_in(
 pub async fn connect(addr: SocketAddr, ca_pem: &[u8], id: &Identity) -> Result<Channel, String> {
     let config =
         talos::auth::tls::client_mtls(ca_pem, &id.crt, &id.key).map_err(|e| e.to_string())?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    connect_tls(addr, Arc::new(config)).await
+}
+
+/// A gRPC channel to `addr` over TLS with any client `config` (mutual, CA-verified, or
+/// fingerprint-pinned). The error carries the whole source chain.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Channel, String> {
+    let connector = tokio_rustls::TlsConnector::from(config);
     Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -287,7 +296,15 @@ pub async fn connect(addr: SocketAddr, ca_pem: &[u8], id: &Identity) -> Result<C
             }
         }))
         .await
-        .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
+        .map_err(|e| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(inner) = src {
+                s.push_str(&format!(": {inner}"));
+                src = inner.source();
+            }
+            s
+        })
 }
 
 /// A request with `pairs` as metadata.
