@@ -293,7 +293,9 @@ fn module_dir() -> Option<PathBuf> {
 
 fn load_modules(log: &mut Log, started: Instant) {
     let Some(dir) = module_dir() else {
-        log.info("no /lib/modules for this kernel: modules are built in");
+        log.info(
+            "loaded 0 kernel modules: no /lib/modules for this kernel, its drivers are built in",
+        );
         return;
     };
     let tree = match kmod::ModuleTree::open(&dir) {
