@@ -509,7 +509,31 @@ fn maintenance_apply_shutdown(builder: NodeBuilder, scenario: &str) {
         out_text(&out)
     );
     let out = ctl.run(&["processes"]);
-    eprintln!("{}", stdout(&out));
+    let processes = stdout(&out);
+    eprintln!("{processes}");
+    // containerd runs as root without CAP_SYS_BOOT (22) and CAP_SYS_MODULE (16), as Talos's.
+    let pid = processes
+        .lines()
+        .find(|l| l.contains("/usr/bin/containerd "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("{scenario}: containerd not in processes:\n{processes}"));
+    let out = ctl.run(&["read", &format!("/proc/{pid}/status")]);
+    let status = stdout(&out);
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("{scenario}: no CapBnd in {}", out_text(&out)));
+    assert_eq!(
+        bounding & ((1 << 22) | (1 << 16)),
+        0,
+        "{scenario}: CapBnd {bounding:x}"
+    );
+    assert_ne!(
+        bounding & (1 << 21),
+        0,
+        "{scenario}: CAP_SYS_ADMIN kept: {bounding:x}"
+    );
 
     shutdown(&mut node, &ctl, scenario);
     eprintln!("{scenario}: {:.1}s", started.elapsed().as_secs_f64());

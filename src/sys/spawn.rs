@@ -69,8 +69,12 @@ pub mod cap {
     pub const NET_ADMIN: u32 = 12;
     /// `CAP_NET_RAW`.
     pub const NET_RAW: u32 = 13;
+    /// `CAP_SYS_MODULE`.
+    pub const SYS_MODULE: u32 = 16;
     /// `CAP_SYS_ADMIN`.
     pub const SYS_ADMIN: u32 = 21;
+    /// `CAP_SYS_BOOT`.
+    pub const SYS_BOOT: u32 = 22;
     /// `CAP_SYS_RESOURCE`.
     pub const SYS_RESOURCE: u32 = 24;
 }
@@ -97,6 +101,25 @@ pub struct SpawnOptions {
     pub parent_death_signal: Option<i32>,
     /// `/proc/self/oom_score_adj` (lowering it needs CAP_SYS_RESOURCE; failures are ignored).
     pub oom_score_adj: Option<i32>,
+}
+
+/// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`; 40, Linux 5.9's
+/// CAP_CHECKPOINT_RESTORE, when it cannot be read).
+pub fn last_capability() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&n: &u32| n < 64)
+        .unwrap_or(40)
+}
+
+/// Every capability this kernel knows except `dropped` (for [`SpawnOptions::capabilities`]:
+/// a root service that keeps all but a few, as Talos's containerd drops `CAP_SYS_BOOT` and
+/// `CAP_SYS_MODULE`).
+pub fn all_capabilities_except(dropped: &[u32]) -> Vec<u32> {
+    (0..=last_capability())
+        .filter(|c| !dropped.contains(c))
+        .collect()
 }
 
 /// Everything the child-side hook needs, prepared before the fork.
@@ -131,10 +154,17 @@ fn open_cgroup_procs(dir: &Path) -> Result<OwnedFd, SysError> {
 
 impl SpawnOptions {
     fn prepare(&self) -> Result<Prepared, SysError> {
+        // A capability the caller does not hold cannot be kept (capset would refuse the
+        // whole set): keep what is asked for and held.
+        let held = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| read_capabilities(&status).get("CapPrm").copied())
+            .unwrap_or(u64::MAX);
         let keep_caps = self.capabilities.as_ref().map(|caps| {
             caps.iter()
                 .filter(|&&c| c < 64)
                 .fold(0u64, |mask, &c| mask | (1u64 << c))
+                & held
         });
         let cgroup_procs = self.cgroup.as_deref().map(open_cgroup_procs).transpose()?;
         Ok(Prepared {
@@ -534,10 +564,50 @@ mod tests {
             ..SpawnOptions::default()
         };
         let p = opts.prepare().expect("prepare");
-        assert_eq!(p.keep_caps, Some((1 << 10) | (1 << 21)));
+        let held =
+            read_capabilities(&std::fs::read_to_string("/proc/self/status").expect("status"))
+                .get("CapPrm")
+                .copied()
+                .unwrap_or_default();
+        assert_eq!(p.keep_caps, Some(((1 << 10) | (1 << 21)) & held));
         let parsed = read_capabilities("Name:\tx\nCapEff:\t0000000000000400\nCapBnd:\t0\n");
         assert_eq!(parsed.get("CapEff"), Some(&0x400));
         assert_eq!(parsed.get("CapBnd"), Some(&0));
+    }
+
+    #[test]
+    fn all_but_some_capabilities() {
+        let caps = all_capabilities_except(&[cap::SYS_BOOT, cap::SYS_MODULE]);
+        assert!(!caps.contains(&cap::SYS_BOOT) && !caps.contains(&cap::SYS_MODULE));
+        assert!(caps.contains(&cap::SYS_ADMIN) && caps.contains(&cap::CHOWN));
+        assert_eq!(caps.len() as u32, last_capability() + 1 - 2);
+    }
+
+    /// As root: a child keeping all but SYS_BOOT and SYS_MODULE has exactly those two bits
+    /// missing from its bounding and effective sets.
+    #[test]
+    fn dropping_two_capabilities_leaves_the_rest() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("SKIPPED (needs root): dropping_two_capabilities_leaves_the_rest");
+            return;
+        }
+        let opts = SpawnOptions {
+            capabilities: Some(all_capabilities_except(&[cap::SYS_BOOT, cap::SYS_MODULE])),
+            ..SpawnOptions::default()
+        };
+        let mut command = Command::new("/bin/cat");
+        command.arg("/proc/self/status");
+        opts.apply(&mut command).expect("apply");
+        let out = command.output().expect("cat");
+        assert!(out.status.success(), "{out:?}");
+        let caps = read_capabilities(&String::from_utf8_lossy(&out.stdout));
+        let before =
+            read_capabilities(&std::fs::read_to_string("/proc/self/status").expect("own status"));
+        let dropped = (1u64 << cap::SYS_BOOT) | (1u64 << cap::SYS_MODULE);
+        for set in ["CapBnd", "CapEff"] {
+            let had = before.get(set).copied().unwrap_or_default();
+            assert_eq!(caps.get(set).copied(), Some(had & !dropped), "{set}");
+        }
     }
 
     #[test]

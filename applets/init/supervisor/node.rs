@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use talos::sys::cgroup;
-use talos::sys::spawn::{Namespaces, SpawnOptions};
+use talos::sys::spawn::{self, Namespaces, SpawnOptions};
 
 use super::spec::{
     ApiPolicy, CgroupSpec, Condition, HealthCheck, Probe, ProcessSpec, RestartPolicy, Runner,
@@ -287,6 +287,11 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
     process.env = vec![("PATH".into(), EXTENSION_PATH.into())];
     process.spawn.setsid = true;
     process.spawn.oom_score_adj = Some(CONTAINERD_OOM_SCORE_ADJ);
+    // Talos's containerd runs as root without CAP_SYS_BOOT and CAP_SYS_MODULE.
+    process.spawn.capabilities = Some(spawn::all_capabilities_except(&[
+        spawn::cap::SYS_BOOT,
+        spawn::cap::SYS_MODULE,
+    ]));
     process.spawn.parent_death_signal = Some(libc::SIGKILL);
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
@@ -446,6 +451,13 @@ mod tests {
             ["machined", "apid"]
         );
         assert_eq!(node_services(&params, true).len(), 3);
+        let Runner::Process(c) = &containerd(&params).runner else {
+            panic!("containerd is a process")
+        };
+        let caps = c.spawn.capabilities.clone().unwrap_or_default();
+        assert!(!caps.contains(&spawn::cap::SYS_BOOT) && !caps.contains(&spawn::cap::SYS_MODULE));
+        assert!(caps.contains(&spawn::cap::SYS_ADMIN));
+        assert_eq!(c.spawn.oom_score_adj, Some(-999));
         for hook in [
             networkd(&params),
             containerd(&params),
