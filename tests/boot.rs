@@ -566,6 +566,40 @@ fn iso_boots_to_maintenance_takes_a_config_and_shuts_down() {
 /// `talos.config=` pointing at a test server: the node downloads its config and comes up
 /// configured without any apply; `reboot` resets the VM, which downloads the config again
 /// (nothing is installed to disk) and comes back configured; `shutdown` ends QEMU.
+/// `machine.kernel.modules` for the served config: `dummy` with `numdummies=2`.
+const KERNEL_MODULES_PATCH: &str = "\nmachine:\n    kernel:\n        modules:\n            - name: dummy\n              parameters:\n                - numdummies=2\n";
+
+/// The configured module is loaded with its parameter: the kernel lists it, and it made two
+/// links (`numdummies` is not in sysfs; the default is one link).
+fn check_kernel_modules(ctl: &Ctl, scenario: &str) {
+    let dev = retry(
+        &format!("{scenario}: dummy module loaded with numdummies=2"),
+        Duration::from_secs(60),
+        || {
+            let out = ctl.run(&["read", "/proc/net/dev"]);
+            let t = stdout(&out);
+            if t.contains("dummy0:") && t.contains("dummy1:") {
+                Ok(t)
+            } else {
+                let logs = stdout(&ctl.run(&["logs", "machined"]));
+                let about: Vec<&str> = logs.lines().filter(|l| l.contains("odule")).collect();
+                Err(format!(
+                    "{}\nmachined on modules:\n{}",
+                    out_text(&out),
+                    about.join("\n")
+                ))
+            }
+        },
+    );
+    assert!(!dev.contains("dummy2:"), "{scenario}: {dev}");
+    let out = ctl.run(&["read", "/proc/modules"]);
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("dummy ")),
+        "{scenario}: /proc/modules: {}",
+        out_text(&out)
+    );
+}
+
 #[test]
 fn kernel_boots_with_talos_config_url_survives_reboot_and_shuts_down() {
     let scenario = "talos.config URL";
@@ -576,8 +610,12 @@ fn kernel_boots_with_talos_config_url_survives_reboot_and_shuts_down() {
     };
     let started = Instant::now();
     let generated = gen_config();
-    let config = std::fs::read(&generated.controlplane).expect("controlplane.yaml");
-    let server = HttpServer::serving("/config.yaml", config).expect("HTTP server");
+    let config = std::fs::read_to_string(&generated.controlplane).expect("controlplane.yaml");
+    // machine.kernel.modules: the dummy driver (in rootfs.sqsh, not loaded at boot) with a
+    // parameter.
+    let config = config.replacen("\nmachine:\n", KERNEL_MODULES_PATCH, 1);
+    assert!(config.contains("numdummies=2"), "the patch applies");
+    let server = HttpServer::serving("/config.yaml", config.into_bytes()).expect("HTTP server");
     let mut node = NodeBuilder::kernel(&image)
         .api_port()
         .allow_reboot()
@@ -593,6 +631,7 @@ fn kernel_boots_with_talos_config_url_survives_reboot_and_shuts_down() {
         .unwrap_or_else(|e| panic!("{e}\n{}", node.tail(40)));
     let ctl = Ctl::new(&node, &generated);
     check_configured(&ctl, scenario);
+    check_kernel_modules(&ctl, scenario);
     assert_eq!(node.count("Linux version"), 1, "{}", node.tail(40));
 
     // Reboot: the VM resets and boots the same kernel and command line again.
@@ -616,6 +655,7 @@ fn kernel_boots_with_talos_config_url_survives_reboot_and_shuts_down() {
         .wait_hits("/config.yaml", 2, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("{e}\n{}", node.tail(40)));
     check_configured(&ctl, &format!("{scenario}, after reboot"));
+    check_kernel_modules(&ctl, &format!("{scenario}, after reboot"));
     assert!(
         !node.serial_log().contains("applied in maintenance mode"),
         "{}",

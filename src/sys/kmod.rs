@@ -181,6 +181,32 @@ impl ModuleTree {
     }
 }
 
+impl ModuleTree {
+    /// Loads `name` after its dependencies, giving `parameters` (`numdummies=2 …`, as
+    /// `machine.kernel.modules[].parameters` joined by spaces) to `name` alone.
+    pub fn load_with_parameters(
+        &self,
+        name: &str,
+        parameters: &str,
+    ) -> Result<Vec<Loaded>, SysError> {
+        self.load_parameters_with(name, parameters, load_file_with_parameters)
+    }
+
+    /// [`load_with_parameters`](Self::load_with_parameters) with the loader injected (tests).
+    pub fn load_parameters_with(
+        &self,
+        name: &str,
+        parameters: &str,
+        mut loader: impl FnMut(&Path, &str) -> Result<bool, SysError>,
+    ) -> Result<Vec<Loaded>, SysError> {
+        let target = self.file(name);
+        self.load_with(name, |path| {
+            let own = target.as_deref() == Some(path);
+            loader(path, if own { parameters } else { "" })
+        })
+    }
+}
+
 /// The outcome of [`ModuleTree::load_all`].
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -237,11 +263,21 @@ impl ModuleTree {
 
 /// Loads one module file. `Ok(false)`: it was loaded already.
 pub fn load_file(path: &Path) -> Result<bool, SysError> {
+    load_file_with_parameters(path, "")
+}
+
+/// Loads one module file with module parameters (`key=value …`). `Ok(false)`: it was loaded
+/// already (its parameters are then left as they are, as modprobe does).
+pub fn load_file_with_parameters(path: &Path, parameters: &str) -> Result<bool, SysError> {
+    let parameters = std::ffi::CString::new(parameters).map_err(|_| SysError::Parse {
+        path: path.to_path_buf(),
+        what: "module parameters contain a NUL byte".into(),
+    })?;
     let file = File::open(path).map_err(|source| SysError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {
+    match nix::kmod::finit_module(&file, &parameters, nix::kmod::ModuleInitFlags::empty()) {
         Ok(()) => Ok(true),
         Err(nix::errno::Errno::EEXIST) => Ok(false),
         Err(source) => Err(SysError::Syscall {
@@ -357,6 +393,44 @@ kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko
         );
         let e = t.load_order("zzz").unwrap_err().to_string();
         assert!(e.contains("module zzz is not in the tree"), "{e}");
+    }
+
+    #[test]
+    fn parameters_go_to_the_named_module_only() {
+        let t = tree();
+        let mut calls = Vec::new();
+        let r = t
+            .load_parameters_with("xfs", "allocsize=64k", |p, params| {
+                calls.push((p.to_path_buf(), params.to_string()));
+                Ok(true)
+            })
+            .unwrap();
+        // libcrc32c is built in: only xfs's file is loaded, with the parameters.
+        assert_eq!(
+            calls,
+            [(
+                PathBuf::from("/m/kernel/fs/xfs/xfs.ko"),
+                "allocsize=64k".to_string()
+            )]
+        );
+        assert_eq!(r, [Loaded::Loaded("xfs".into())]);
+        let mut calls = Vec::new();
+        t.load_parameters_with("virtio_net", "napi_tx=1", |p, params| {
+            calls.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                params.to_string(),
+            ));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(
+            calls.last().unwrap(),
+            &("virtio_net.ko".to_string(), "napi_tx=1".to_string())
+        );
+        assert!(
+            calls[..calls.len() - 1].iter().all(|(_, p)| p.is_empty()),
+            "{calls:?}"
+        );
     }
 
     #[test]

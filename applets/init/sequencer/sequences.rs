@@ -3,7 +3,7 @@
 //! | sequence | phases (tasks) |
 //! |---|---|
 //! | Initialize | systemRequirements (setupSystemDirectory, mountPseudoFilesystems) → machined (startMachined) → config (loadConfig) |
-//! | Boot | var (setupVarDirectory) → etc (writeEtcFiles) → pki (writeAPIPKI) → startEverything (startAllServices) |
+//! | Boot | var (setupVarDirectory) → etc (writeEtcFiles, loadKernelModules) → pki (writeAPIPKI) → startEverything (startAllServices) |
 //! | Reboot | stopEverything (stopAllServices) → reboot (reboot) |
 //! | Shutdown | stopEverything (stopAllServices) → shutdown (shutdown) |
 //! | Reset | stopEverything (stopAllServices) → reset (resetSystemDisk) → reboot or shutdown |
@@ -353,9 +353,12 @@ pub fn boot(node: &Arc<Node>) -> Vec<Phase> {
         ),
         Phase::new(
             "etc",
-            vec![task(node, "writeEtcFiles", |n| {
-                Box::pin(write_etc_files(n))
-            })],
+            vec![
+                task(node, "writeEtcFiles", |n| Box::pin(write_etc_files(n))),
+                task(node, "loadKernelModules", |n| {
+                    Box::pin(load_kernel_modules(n))
+                }),
+            ],
         ),
         Phase::new(
             "pki",
@@ -368,6 +371,64 @@ pub fn boot(node: &Arc<Node>) -> Vec<Phase> {
             })],
         ),
     ]
+}
+
+/// `machine.kernel.modules`: each module name and its parameters joined by spaces.
+pub fn configured_modules(config: &Config) -> Vec<(String, String)> {
+    config
+        .v1alpha1()
+        .and_then(|c| c.machine.as_ref())
+        .and_then(|m| m.kernel.as_ref())
+        .map(|k| {
+            k.modules
+                .iter()
+                .filter(|m| !m.name.is_empty())
+                .map(|m| (m.name.clone(), m.parameters.join(" ")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Loads `machine.kernel.modules` (with their dependencies, parameters to the named module)
+/// from `/lib/modules/<release>`. A module that cannot be loaded is logged and does not stop
+/// the boot, as Talos's kernel module controller reports and goes on. The container platform
+/// shares the host's kernel: nothing is loaded there.
+async fn load_kernel_modules(node: Arc<Node>) -> anyhow::Result<()> {
+    let config = node.config().context("no machine config loaded")?;
+    let modules = configured_modules(&config);
+    if modules.is_empty() {
+        return Ok(());
+    }
+    if node.mode() == Mode::Container {
+        tracing::info!(
+            "machine.kernel.modules: {} module(s) not loaded: the container platform shares the host's kernel",
+            modules.len()
+        );
+        return Ok(());
+    }
+    let dir = node.path("/lib/modules").join(
+        nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let tree = match talos::sys::kmod::ModuleTree::open(&dir) {
+            Ok(tree) => tree,
+            Err(e) => {
+                tracing::warn!("machine.kernel.modules: {e}");
+                return;
+            }
+        };
+        for (name, parameters) in &modules {
+            match tree.load_with_parameters(name, parameters) {
+                Ok(loaded) => tracing::info!("kernel module {name}: {loaded:?}"),
+                Err(e) => tracing::warn!("kernel module {name}: {e}"),
+            }
+        }
+    })
+    .await
+    .context("kernel module loader thread")?;
+    Ok(())
 }
 
 async fn write_etc_files(node: Arc<Node>) -> anyhow::Result<()> {

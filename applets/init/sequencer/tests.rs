@@ -255,3 +255,28 @@ fn durations_print_like_go() {
     assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
     assert_eq!(fmt_duration(Duration::from_millis(123_500)), "2m3.5s");
 }
+
+#[test]
+fn kernel_modules_come_from_the_config_with_their_parameters() {
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/pid1/controlplane.yaml"
+    ))
+    .expect("fixture");
+    let plain = talos::config::Config::from_yaml(fixture.as_bytes(), "fixture").expect("parses");
+    assert!(sequences::configured_modules(&plain).is_empty());
+    let with_modules = fixture.replacen(
+        "machine:\n",
+        "machine:\n    kernel:\n        modules:\n            - name: dummy\n              parameters:\n                - numdummies=2\n                - foo=bar\n            - name: bonding\n",
+        1,
+    );
+    let config =
+        talos::config::Config::from_yaml(with_modules.as_bytes(), "patched").expect("parses");
+    assert_eq!(
+        sequences::configured_modules(&config),
+        [
+            ("dummy".to_string(), "numdummies=2 foo=bar".to_string()),
+            ("bonding".to_string(), String::new())
+        ]
+    );
+}
