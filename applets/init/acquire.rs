@@ -382,7 +382,7 @@ mod tests {
     ) -> Acquire<'a> {
         Acquire {
             state_dir: dir.to_path_buf(),
-            mode: Mode::Container,
+            mode: platform.mode().config_mode(),
             platform,
             maintenance_listen: "127.0.0.1:0".parse().expect("addr"),
             maintenance,
@@ -398,6 +398,20 @@ mod tests {
         answers: Vec<Vec<u8>>,
         latency: Duration,
         fetches: Mutex<usize>,
+    }
+
+    impl Server {
+        fn new(answers: Vec<Vec<u8>>, latency: Duration) -> Self {
+            Server {
+                answers,
+                latency,
+                fetches: Mutex::new(0),
+            }
+        }
+
+        fn fetches(&self) -> usize {
+            *self.fetches.lock().expect("fetches")
+        }
     }
 
     impl Platform for Server {
@@ -443,19 +457,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_quick_platform_config_never_opens_maintenance() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server {
-            answers: vec![fixture()],
-            latency: Duration::from_millis(300),
-            fetches: Mutex::new(0),
-        };
+        let server = Server::new(vec![fixture()], Duration::from_millis(300));
         let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
-        let mut a = acquire(
+        let a = acquire(
             dir.path(),
             &server,
             idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
             Arc::default(),
         );
-        a.mode = Mode::Metal;
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("metal".into()));
         assert_eq!(*opened.lock().expect("opened"), 0);
@@ -465,20 +474,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_server_gets_maintenance_opened_beside_it_and_then_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server {
-            answers: vec![fixture()],
-            latency: PLATFORM_GRACE * 3,
-            fetches: Mutex::new(0),
-        };
+        let server = Server::new(vec![fixture()], PLATFORM_GRACE * 3);
         let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
         let observer = Arc::new(Recorder::default());
-        let mut a = acquire(
+        let a = acquire(
             dir.path(),
             &server,
             idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
             Arc::clone(&observer),
         );
-        a.mode = Mode::Metal;
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("metal".into()));
         assert_eq!(*opened.lock().expect("opened"), 1, "maintenance opened");
@@ -496,27 +500,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_invalid_served_config_is_fetched_again_until_it_is_fixed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server {
-            answers: vec![
+        let server = Server::new(
+            vec![
                 b"not: [valid".to_vec(),
                 b"version: v1alpha1\n".to_vec(),
                 fixture(),
             ],
-            latency: Duration::from_millis(10),
-            fetches: Mutex::new(0),
-        };
+            Duration::from_millis(10),
+        );
         let (opened, cancelled) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
         let observer = Arc::new(Recorder::default());
-        let mut a = acquire(
+        let a = acquire(
             dir.path(),
             &server,
             idle_maintenance(Arc::clone(&opened), Arc::clone(&cancelled)),
             Arc::clone(&observer),
         );
-        a.mode = Mode::Metal;
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("metal".into()));
-        assert_eq!(*server.fetches.lock().expect("fetches"), 3);
+        assert_eq!(server.fetches(), 3);
         let unmet = observer.unmet.lock().expect("unmet").clone();
         assert_eq!(unmet.len(), 2, "{unmet:?}");
         assert!(unmet[0].contains("failed to load config"), "{unmet:?}");
@@ -525,11 +527,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn maintenance_wins_over_a_server_that_keeps_serving_garbage() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server {
-            answers: vec![b"not: [valid".to_vec()],
-            latency: Duration::from_millis(10),
-            fetches: Mutex::new(0),
-        };
+        let server = Server::new(vec![b"not: [valid".to_vec()], Duration::from_millis(10));
         let calls = Arc::new(Mutex::new(0));
         let maintenance: MaintenanceFn = {
             let inner = fake_maintenance(Some(fixture()), Arc::clone(&calls));
@@ -542,11 +540,10 @@ mod tests {
                 })
             })
         };
-        let mut a = acquire(dir.path(), &server, maintenance, Arc::default());
-        a.mode = Mode::Metal;
+        let a = acquire(dir.path(), &server, maintenance, Arc::default());
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Maintenance);
-        let fetches = *server.fetches.lock().expect("fetches");
+        let fetches = server.fetches();
         // 1 s, 2 s, 4 s, ... 30 s between fetches: a handful in 65 s, not a busy loop.
         assert!((4..=8).contains(&fetches), "{fetches} fetches");
     }

@@ -539,6 +539,18 @@ mod tests {
         assert!(err.to_string().contains("1 attempt"), "{err}");
     }
 
+    /// A loopback server answering `responses`, one connection each; its task returns the
+    /// request lines it saw.
+    async fn start_server(
+        responses: Vec<&'static str>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (addr, tokio::spawn(serve(listener, responses)))
+    }
+
     /// Serves `responses` one connection each, recording the request lines.
     async fn serve(listener: tokio::net::TcpListener, responses: Vec<&'static str>) -> Vec<String> {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -559,14 +571,10 @@ mod tests {
 
     #[tokio::test]
     async fn waits_for_a_network_address_before_the_first_attempt() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(serve(
-            listener,
-            vec!["HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nversion: v1alpha1\n"],
-        ));
+        let (addr, server) = start_server(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nversion: v1alpha1\n",
+        ])
+        .await;
         let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&polls);
         // The "DHCP lease" arrives on the fourth look.
@@ -586,17 +594,11 @@ mod tests {
 
     #[tokio::test]
     async fn downloads_with_retries_after_errors() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(serve(
-            listener,
-            vec![
-                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
-                "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nversion: v1alpha1\n",
-            ],
-        ));
+        let (addr, server) = start_server(vec![
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
+            "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nversion: v1alpha1\n",
+        ])
+        .await;
         let m = metal(
             &format!("talos.config=http://{addr}/c?h=${{hostname}}"),
             Duration::from_secs(20),
