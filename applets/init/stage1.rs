@@ -26,7 +26,7 @@ use std::convert::Infallible;
 use std::ffi::{CString, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -285,14 +285,8 @@ fn attach_console(log: &mut Log) {
 }
 
 /// The module tree of the running kernel in the initramfs.
-fn module_dir() -> Option<PathBuf> {
-    let release = nix::sys::utsname::uname().ok()?;
-    let dir = Path::new("/lib/modules").join(release.release());
-    dir.is_dir().then_some(dir)
-}
-
 fn load_modules(log: &mut Log, started: Instant) {
-    let Some(dir) = module_dir() else {
+    let Some(dir) = kmod::running_release_dir(Path::new("/lib/modules")) else {
         log.info(
             "loaded 0 kernel modules: no /lib/modules for this kernel, its drivers are built in",
         );

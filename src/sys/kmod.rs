@@ -287,6 +287,14 @@ pub fn load_file_with_parameters(path: &Path, parameters: &str) -> Result<bool, 
     }
 }
 
+/// `<modules_root>/<release of the running kernel>` (`/lib/modules/6.1.0-…`), if that
+/// directory exists: where this kernel's modules are.
+pub fn running_release_dir(modules_root: &Path) -> Option<PathBuf> {
+    let release = nix::sys::utsname::uname().ok()?;
+    let dir = modules_root.join(release.release());
+    dir.is_dir().then_some(dir)
+}
+
 /// Reads a list of module names (`modules.load`, `machine.kernel.modules`): one a line,
 /// `#` comments and blank lines ignored.
 pub fn parse_list(text: &str) -> Vec<String> {
@@ -393,6 +401,16 @@ kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko
         );
         let e = t.load_order("zzz").unwrap_err().to_string();
         assert!(e.contains("module zzz is not in the tree"), "{e}");
+    }
+
+    #[test]
+    fn release_dir_is_the_running_kernels() {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_eq!(running_release_dir(root.path()), None);
+        let release = nix::sys::utsname::uname().expect("uname");
+        let dir = root.path().join(release.release());
+        std::fs::create_dir(&dir).expect("mkdir");
+        assert_eq!(running_release_dir(root.path()), Some(dir));
     }
 
     #[test]

@@ -406,11 +406,15 @@ async fn load_kernel_modules(node: Arc<Node>) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let dir = node.path("/lib/modules").join(
-        nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+    let modules_root = node.path("/lib/modules");
+    let Some(dir) = talos::sys::kmod::running_release_dir(&modules_root) else {
+        tracing::warn!(
+            "machine.kernel.modules: no modules for this kernel under {}: {} module(s) not loaded",
+            modules_root.display(),
+            modules.len()
+        );
+        return Ok(());
+    };
     tokio::task::spawn_blocking(move || {
         let tree = match talos::sys::kmod::ModuleTree::open(&dir) {
             Ok(tree) => tree,
