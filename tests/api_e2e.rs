@@ -2,6 +2,12 @@
 //! certificate comes from trustd, fan-out across both nodes, and an independent client built
 //! from Talos's own protos (the PyPI `talos-linux-api-v1-6-0` stubs) through apid.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

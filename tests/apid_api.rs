@@ -2,6 +2,12 @@
 //! calls pass through, RBAC and TLS refuse what they must, limits hold, PKI changes apply,
 //! SIGTERM stops it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 
 use std::time::Duration;

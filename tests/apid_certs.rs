@@ -1,6 +1,12 @@
 //! apid on a control plane: with the OS CA key in its PKI directory it issues its own server and
 //! forwarding certificates, serves with them, forwards with them, and renews them at half-life.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 
 use std::net::SocketAddr;

@@ -3,6 +3,12 @@
 //! 20 apids: the first ten in front of a machined that reports platform `container`, the last
 //! ten in front of one that reports `metal`, so a reply shows which node served it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 
 use std::collections::BTreeSet;

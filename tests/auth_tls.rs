@@ -2,6 +2,12 @@
 //!
 //! Certificates are made here with rcgen (Ed25519, one ECDSA case); no RSA.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 

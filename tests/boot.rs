@@ -14,6 +14,12 @@
 //!   while the maintenance API answers, then the server serves the config and the node comes up;
 //! - `boot_timeline` (`TALOS_BOOT_RUNS=5`): the median boot timeline to the maintenance API.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_qemu;
 
 use std::path::PathBuf;

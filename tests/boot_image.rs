@@ -3,6 +3,12 @@
 //! `TALOS_IMAGE_TESTS=1` (ci/boot-test), after `ci/build-image` filled the package cache — two
 //! builds give byte-identical initramfs and squashfs images.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -6,6 +6,12 @@
 //! and a guard tears everything down (cluster destroy --force, then the namespace by name) even
 //! when an assertion fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,11 @@
 //! Tests of the config field documentation table (`talos::config::docs`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::collections::HashSet;
 
 use talos::config::docs::{all, lookup};

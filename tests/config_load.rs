@@ -1,5 +1,11 @@
 //! Loading, strict decoding errors and round trips of machine configs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::Path;
 
 use talos::config::{Config, ConfigError, Document, Mode};

@@ -1,5 +1,11 @@
 //! Validation rules, each error naming its key path.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use talos::config::{Config, Mode};
 
 fn base() -> String {

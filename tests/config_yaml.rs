@@ -1,5 +1,11 @@
 //! The Talos-style emitter reproduces Talos's own output byte for byte.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common;
 
 /// The text of conformance file `name`, or `None` (after the skip notice for `test`).

@@ -1,5 +1,11 @@
 //! `talosctl gen config`: Talos's stability output, flags, patches, comments, and bad input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

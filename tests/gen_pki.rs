@@ -1,5 +1,11 @@
 //! `talosctl gen ca|key|csr|crt|keypair` and the PKI helpers behind them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

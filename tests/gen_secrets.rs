@@ -1,5 +1,11 @@
 //! The secrets bundle: loading/saving round trips, imports, and `talosctl gen secrets`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,6 +1,12 @@
 //! The real binary: `talos machined --api-only --socket PATH` serves the machined API on a unix
 //! socket; a tonic client calls it over that socket; SIGTERM stops it and removes the socket.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,12 @@
 //! The real `talos machined --maintenance` on 127.0.0.1:0, called like `talosctl --insecure`
 //! does: TLS without verifying the chain, pinning the fingerprint printed on stderr.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 
 use std::io::{BufRead as _, BufReader};

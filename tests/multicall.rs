@@ -1,5 +1,11 @@
 //! The multicall dispatch: by argv[0] basename, by first argument, `--list`, unknown names.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::process::Command;
 
 fn talos() -> Command {

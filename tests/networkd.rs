@@ -8,6 +8,12 @@
 //! clean exit on SIGTERM that leaves the address in place. Namespaces, the server thread and
 //! networkd are cleaned up by Drop guards even when an assertion fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd as _;

@@ -1,6 +1,12 @@
 //! Config patching: Talos 1.7's multi-document patch cases through the library, and
 //! `talosctl machineconfig patch` through the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

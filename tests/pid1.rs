@@ -8,6 +8,12 @@
 //! SIGTERM to PID 1 ends in a clean exit 0. Everything (the whole pid namespace) is killed on
 //! failure; the mount namespace dies with it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,6 +6,12 @@
 //! descriptor set (`talos::api::FILE_DESCRIPTOR_SET`) in the same format and require both to
 //! be the same set of facts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::collections::BTreeSet;
 
 use prost::Message as _;

@@ -1,6 +1,12 @@
 //! The generated tonic client and server talk to each other over real HTTP/2 on loopback:
 //! a unary call, a server stream, a client stream, and an RPC the server leaves unimplemented.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::net::SocketAddr;
 
 use talos::api::{common, machine};

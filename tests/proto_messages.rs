@@ -1,6 +1,12 @@
 //! The generated API code: messages encode to Talos's wire bytes and round-trip, and the
 //! MachineService server and client cover all 51 RPCs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

@@ -3,6 +3,12 @@
 //! with `os:reader` and `os:admin` client certificates, and by a local writer on machined's
 //! unix socket (as networkd publishes its status resources).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 mod talosctl_common;
 

@@ -5,6 +5,12 @@
 //!
 //! Root-only tests print `SKIPPED (needs root): NAME` and pass when not root.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -3,6 +3,12 @@
 //! `nodes` metadata: one reply per node tagged with its hostname, and an error reply for any
 //! node whose name starts with `bad`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod talosctl_common;
 
 use std::io::Write as _;

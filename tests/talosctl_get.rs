@@ -2,6 +2,12 @@
 //! resolution (ids and aliases), per-node `node` metadata, table/yaml/json/jsonpath output,
 //! errors of one node, and watch.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod talosctl_common;
 
 use talos::api::cosi::resource as cosi;

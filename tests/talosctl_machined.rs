@@ -3,6 +3,12 @@
 //! passes through unchanged). machined answers without node metadata, so talosctl names the
 //! node by the endpoint address.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod talosctl_common;
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,12 @@
 //! The OS CA and the token come from testdata/secrets/bundle.yaml; trustd's own TLS certificate
 //! is issued from that CA at test time (Ed25519, fast).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 mod common_api;
 
 use std::io::{BufRead as _, BufReader};

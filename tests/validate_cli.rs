@@ -1,5 +1,11 @@
 //! `talosctl validate` through the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test crate is test code: a panic is a failed test"
+)]
+
 use std::path::Path;
 use std::process::Command;
 
