@@ -11,9 +11,6 @@
 //! | [`ConfigControl`] | the sequencer (config acquisition) | `ApplyConfiguration` |
 //! | [`NodeObserver`] | the resource store bridge | the sequencer |
 
-// Parts of these seams are used only once the supervisor and sequencer land (issue 4).
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -66,7 +63,7 @@ pub trait ServiceControl: Send + Sync + 'static {
     fn stop(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>>;
     /// Stops then starts a service.
     fn restart(&self, id: &str) -> BoxFuture<'_, Result<String, ControlError>>;
-    /// Waits until every listed service is up (Running and healthy, or Finished/Skipped).
+    /// Waits until every listed service is up (Running and healthy, or Finished).
     fn wait_up(&self, ids: &[String], timeout: Duration)
         -> BoxFuture<'_, Result<(), ControlError>>;
     /// Stops every service in reverse dependency order (shutdown, reboot, reset).
@@ -113,8 +110,6 @@ pub struct ApplyRequest {
     pub mode: pb::apply_configuration_request::Mode,
     /// Validate and report only.
     pub dry_run: bool,
-    /// Revert after this long (`try` mode).
-    pub try_timeout: Option<Duration>,
 }
 
 /// The result of an accepted apply.
@@ -137,12 +132,8 @@ pub trait ConfigControl: Send + Sync + 'static {
 /// Talos's machine stages (`MachineStatus.stage`, the `machine.MachineStatusEvent` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MachineStage {
-    /// Not known yet.
-    Unknown,
     /// Boot sequence running.
     Booting,
-    /// Installer running.
-    Installing,
     /// Waiting for a config.
     Maintenance,
     /// Boot done.
@@ -153,23 +144,18 @@ pub enum MachineStage {
     ShuttingDown,
     /// Reset sequence running.
     Resetting,
-    /// Upgrade running.
-    Upgrading,
 }
 
 impl MachineStage {
     /// The name `talosctl get machinestatus` shows.
     pub fn as_str(self) -> &'static str {
         match self {
-            MachineStage::Unknown => "unknown",
             MachineStage::Booting => "booting",
-            MachineStage::Installing => "installing",
             MachineStage::Maintenance => "maintenance",
             MachineStage::Running => "running",
             MachineStage::Rebooting => "rebooting",
             MachineStage::ShuttingDown => "shutting down",
             MachineStage::Resetting => "resetting",
-            MachineStage::Upgrading => "upgrading",
         }
     }
 }

@@ -678,9 +678,8 @@ machine_service! {
             called(&request, "ApplyConfiguration");
             let req = request.into_inner();
             let mode = req.mode();
-            let try_timeout = req.try_mode_timeout.and_then(|d| std::time::Duration::try_from(d).ok());
             let control = self.state.config_control.as_ref().ok_or_else(|| Status::unimplemented("ApplyConfiguration is not available: machined runs without a sequencer (--api-only)"))?;
-            let outcome = control.apply(ApplyRequest { data: req.data, mode, dry_run: req.dry_run, try_timeout }).await?;
+            let outcome = control.apply(ApplyRequest { data: req.data, mode, dry_run: req.dry_run }).await?;
             Ok(Response::new(pb::ApplyConfigurationResponse {
                 messages: vec![pb::ApplyConfiguration { metadata: None, warnings: outcome.warnings, mode: outcome.mode as i32, mode_details: outcome.mode_details }],
             }))

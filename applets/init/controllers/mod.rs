@@ -131,16 +131,6 @@ pub fn publish_service(
         .map(|_| ())
 }
 
-/// Removes a service's resource (the service was unregistered).
-// Called by the supervisor once the lead wires it in.
-#[allow(dead_code)]
-pub fn unpublish_service(state: &State, id: &str) -> Result<(), StateError> {
-    match state.destroy(ServiceSpec::NAMESPACE, ServiceSpec::TYPE, id, SERVICE_OWNER) {
-        Ok(()) | Err(StateError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::path::Path;
@@ -172,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn services_are_published_and_removed() {
+    fn services_are_published() {
         let st = State::new();
         publish_service(&st, "apid", true, false, true).unwrap();
         publish_service(&st, "apid", true, true, false).unwrap();
@@ -181,8 +171,5 @@ mod tests {
         let r = st.get("runtime", ServiceSpec::TYPE, "apid").unwrap();
         assert_eq!(r.metadata.version, 2);
         assert_eq!(r.metadata.owner, SERVICE_OWNER);
-        unpublish_service(&st, "apid").unwrap();
-        unpublish_service(&st, "apid").unwrap();
-        assert!(st.list("runtime", ServiceSpec::TYPE).is_empty());
     }
 }

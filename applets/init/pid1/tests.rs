@@ -413,7 +413,6 @@ async fn no_reboot_refuses_a_machine_type_change() {
             data: worker,
             mode: pb::apply_configuration_request::Mode::NoReboot,
             dry_run: false,
-            try_timeout: None,
         })
         .await
         .expect_err("needs reboot");
@@ -461,7 +460,8 @@ async fn catalog_services_are_registered_on_first_start() {
     .expect("supervisor");
     let params = NodeParams::new("/bin/true");
     let mut spec = super::super::supervisor::node::trustd(&params);
-    spec.runner = Runner::Skip;
+    // Registered as part of machined: nothing is spawned.
+    spec.runner = Runner::Internal;
     let services = NodeServices::new(supervisor.clone(), vec![spec]);
     assert!(!supervisor.ids().iter().any(|i| i == "trustd"));
     ServiceControl::start(&services, "trustd")

@@ -92,15 +92,12 @@ pub struct Node {
 fn stage_pb(stage: MachineStage) -> pb::machine_status_event::MachineStage {
     use pb::machine_status_event::MachineStage as S;
     match stage {
-        MachineStage::Unknown => S::Unknown,
         MachineStage::Booting => S::Booting,
-        MachineStage::Installing => S::Installing,
         MachineStage::Maintenance => S::Maintenance,
         MachineStage::Running => S::Running,
         MachineStage::Rebooting => S::Rebooting,
         MachineStage::ShuttingDown => S::ShuttingDown,
         MachineStage::Resetting => S::Resetting,
-        MachineStage::Upgrading => S::Upgrading,
     }
 }
 

@@ -7,7 +7,7 @@
 //! ```text
 //! Starting → Waiting (dependencies, conditions) → Preparing (pre step, runner)
 //!          → Running (process up, health checked) → Waiting (restart back-off) → Running …
-//!          → Stopping → Finished | Failed | Skipped
+//!          → Stopping → Finished | Failed
 //! ```
 //!
 //! Every transition is recorded as Talos records it: an entry in the service's event history
@@ -16,11 +16,9 @@
 //! log buffer (`talosctl logs ID`, which also gets the process's stdout and stderr and
 //! survives restarts), and a [`ServiceChange`] on [`Supervisor::subscribe`].
 //!
-//! "Up" is Talos's `StateEventUp`: Running and healthy (or without a health check), Finished
-//! or Skipped. "Down" is Failed, Finished or Skipped.
-
-// The lead wires the supervisor into machined's boot flow; until then parts are unused.
-#![allow(dead_code)]
+//! "Up" is Talos's `StateEventUp`: Running and healthy (or without a health check), or
+//! Finished. "Down" is Failed or Finished. (Talos's Skipped state, for a service with nothing to
+//! run, is never reached here: every node service has a runner.)
 
 pub mod node;
 pub mod run;
@@ -43,11 +41,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::runtime::{BoxFuture, ControlError, ServiceControl};
 use super::services::{timestamp, ServiceSource};
-#[allow(unused_imports)]
-pub use spec::{
-    ApiPolicy, BackOff, CgroupSpec, Condition, HealthCheck, Probe, ProcessSpec, RestartPolicy,
-    Runner, ServiceSpec, State, Style,
-};
+use spec::ApiPolicy;
+pub use spec::{Runner, ServiceSpec, State};
 
 /// Events kept per service (Talos: 64).
 pub const MAX_EVENTS: usize = 64;
@@ -134,7 +129,7 @@ impl Service {
 
     fn is_up_locked(&self, status: &Status) -> bool {
         match status.state {
-            State::Skipped | State::Finished => true,
+            State::Finished => true,
             State::Running => self.spec.health.is_none() || status.health.healthy == Some(true),
             _ => false,
         }
@@ -369,6 +364,7 @@ impl Supervisor {
     }
 
     /// Registered ids, sorted.
+    #[cfg(test)]
     pub fn ids(&self) -> Vec<String> {
         self.inner.map().keys().cloned().collect()
     }
@@ -386,23 +382,26 @@ impl Supervisor {
     }
 
     /// The pid of the service's current process.
+    #[cfg(test)]
     pub fn pid(&self, id: &str) -> Option<i32> {
         let svc = self.inner.map().get(id).cloned()?;
         let pid = svc.status().pid;
         pid
     }
 
+    /// Whether a service is up (Running and healthy or unchecked, or Finished).
+    #[cfg(test)]
+    pub fn is_up(&self, id: &str) -> bool {
+        self.inner.is_up(id).unwrap_or(false)
+    }
+
     /// The event history of a service, oldest first.
+    #[cfg(test)]
     pub fn events(&self, id: &str) -> Vec<ServiceEvent> {
         match self.inner.map().get(id).cloned() {
             Some(svc) => svc.status().events.iter().cloned().collect(),
             None => Vec::new(),
         }
-    }
-
-    /// Whether a service is up (Running and healthy or unchecked, Finished, Skipped).
-    pub fn is_up(&self, id: &str) -> bool {
-        self.inner.is_up(id).unwrap_or(false)
     }
 
     /// Starts a service; returns once it is Starting (no-op if its lifecycle already runs).

@@ -367,27 +367,6 @@ pub fn etcd(params: &NodeParams, addresses: AddressesFn) -> ServiceSpec {
     spec
 }
 
-/// kubelet (filled in by the Kubernetes issue); Talos allows start/restart via the API.
-pub fn kubelet(params: &NodeParams) -> ServiceSpec {
-    let mut process = ProcessSpec::new("/usr/local/bin/kubelet", &[]);
-    process.spawn.setsid = true;
-    if params.cgroups {
-        process.cgroup = Some(CgroupSpec {
-            name: cgroup::KUBELET.into(),
-            memory_max: None,
-            cpu_weight: None,
-        });
-    }
-    let mut spec = ServiceSpec::new("kubelet", Runner::Process(process));
-    spec.depends_on = vec!["cri".into()];
-    spec.api = ApiPolicy {
-        start: true,
-        stop: false,
-        restart: true,
-    };
-    spec
-}
-
 /// The services of a node: machined, apid, and trustd on control planes.
 pub fn node_services(params: &NodeParams, control_plane: bool) -> Vec<ServiceSpec> {
     let mut specs = vec![machined(params), apid(params)];
@@ -462,7 +441,6 @@ mod tests {
             networkd(&params),
             containerd(&params),
             etcd(&params, Arc::new(Vec::new)),
-            kubelet(&params),
         ] {
             assert!(matches!(hook.runner, Runner::Process(_)), "{}", hook.id);
         }

@@ -22,8 +22,6 @@ pub const SERVICE_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/u
 enum End {
     /// Finished (also after a stop).
     Finished,
-    /// Nothing to run.
-    Skipped,
     /// Failed with this (lower-case) message.
     Failed(String),
 }
@@ -57,7 +55,6 @@ pub(crate) async fn lifecycle(
             "Service finished successfully",
             Some(false),
         ),
-        End::Skipped => inner.record(&svc, State::Skipped, "Service skipped", Some(false)),
         End::Failed(msg) => inner.record(&svc, State::Failed, &capitalize(&msg), Some(false)),
     }
 }
@@ -89,7 +86,6 @@ async fn lifecycle_inner(
         .clone()
         .map(|check| spawn_health(inner, svc, check));
     let end = match &svc.spec.runner {
-        Runner::Skip => End::Skipped,
         Runner::Internal => {
             inner.update(svc, State::Running, "Service started as goroutine");
             stopped(stop).await;
@@ -217,9 +213,13 @@ async fn run_with_restarts(
             }),
         };
         let message = match (spec.restart, &error) {
+            #[cfg(test)]
             (RestartPolicy::Once, None) => return Ok(()),
+            #[cfg(test)]
             (RestartPolicy::Once, Some(e)) => return Err(format!("error running service: {e}")),
+            #[cfg(test)]
             (RestartPolicy::UntilSuccess, None) => return Ok(()),
+            #[cfg(test)]
             (RestartPolicy::UntilSuccess, Some(e)) => {
                 format!("Error running {describe}, going to restart until it succeeds: {e}")
             }

@@ -31,8 +31,6 @@ pub enum State {
     Finished,
     /// Ended with an error.
     Failed,
-    /// Nothing to run.
-    Skipped,
     /// The start was requested.
     Starting,
 }
@@ -48,7 +46,6 @@ impl State {
             State::Stopping => "Stopping",
             State::Finished => "Finished",
             State::Failed => "Failed",
-            State::Skipped => "Skipped",
             State::Starting => "Starting",
         }
     }
@@ -64,14 +61,15 @@ impl State {
             State::Stopping => Action::Stopping,
             State::Finished => Action::Finished,
             State::Failed => Action::Failed,
-            State::Skipped => Action::Skipped,
             State::Starting => Action::Starting,
         }
     }
 
-    /// A terminal state: Failed, Finished, Skipped (Talos's "down").
+    /// A terminal state: Failed or Finished (Talos's "down"; Talos also counts Skipped, which
+    /// no service here can reach).
+    #[cfg(test)]
     pub fn is_down(self) -> bool {
-        matches!(self, State::Failed | State::Finished | State::Skipped)
+        matches!(self, State::Failed | State::Finished)
     }
 }
 
@@ -86,13 +84,6 @@ impl std::fmt::Display for State {
 pub enum Condition {
     /// A file exists.
     FileExists(PathBuf),
-    /// A custom predicate, polled; `description` completes "Waiting for …".
-    Custom {
-        /// e.g. `network to be ready`.
-        description: String,
-        /// Resolves to true once the condition holds.
-        check: Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>,
-    },
 }
 
 impl std::fmt::Debug for Condition {
@@ -108,7 +99,6 @@ impl Condition {
             Condition::FileExists(path) => {
                 format!("file {:?} to exist", path.display().to_string())
             }
-            Condition::Custom { description, .. } => description.clone(),
         }
     }
 
@@ -116,7 +106,6 @@ impl Condition {
     pub async fn holds(&self) -> bool {
         match self {
             Condition::FileExists(path) => path.exists(),
-            Condition::Custom { check, .. } => check().await,
         }
     }
 }
@@ -216,9 +205,12 @@ impl HealthCheck {
 pub enum RestartPolicy {
     /// Restart whenever it exits.
     Forever,
-    /// Run once; its exit ends the service (Finished or Failed).
+    /// Run once; its exit ends the service (Finished or Failed). No node service runs once
+    /// yet (extension services will); the supervisor's tests use it for short-lived services.
+    #[cfg(test)]
     Once,
-    /// Restart until it exits 0.
+    /// Restart until it exits 0 (no node service uses it yet; tested).
+    #[cfg(test)]
     UntilSuccess,
 }
 
@@ -336,8 +328,6 @@ pub enum Runner {
     Process(ProcessSpec),
     /// Part of machined itself (machined): running as long as machined runs.
     Internal,
-    /// Nothing to run: the service is Skipped.
-    Skip,
 }
 
 /// Which `talosctl service ID start|stop|restart` requests the API accepts for a service

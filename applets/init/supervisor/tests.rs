@@ -8,6 +8,7 @@ use std::time::Duration;
 use talos::events::{EventBus, WatchOptions};
 use talos::logbuf::LogBuffers;
 
+use super::spec::{BackOff, Condition, HealthCheck, Probe, ProcessSpec, RestartPolicy, Style};
 use super::*;
 
 fn supervisor() -> (Supervisor, Arc<LogBuffers>, Arc<EventBus>) {
