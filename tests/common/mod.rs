@@ -3,8 +3,10 @@
 //! Talos's own test data (the v1.7.0 conformance set) is never copied into this repository; tests
 //! read it in place from the shared directory and skip themselves when it is not there.
 
-// Each test crate uses only some of these helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several integration test crates, each of which uses only some helpers"
+)]
 
 use std::path::PathBuf;
 

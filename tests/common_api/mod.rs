@@ -2,8 +2,10 @@
 //! with `talos::secrets`), real `talos machined --api-only` and `talos apid` processes on
 //! 127.0.0.1 (killed on drop), and tonic channels over mutual TLS.
 
-// Each test crate uses only some of these helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several integration test crates, each of which uses only some helpers"
+)]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

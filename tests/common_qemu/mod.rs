@@ -9,8 +9,10 @@
 //! node.wait_until("[talos] exec /sbin/init", Duration::from_secs(120))?;
 //! ```
 
-// Each test crate uses only some of these helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several integration test crates, each of which uses only some helpers"
+)]
 
 pub mod http;
 

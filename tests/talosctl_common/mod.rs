@@ -1,7 +1,10 @@
 //! Shared harness of the talosctl API tests: a PKI made with `talos::secrets` (Ed25519), an
 //! in-process tonic server behind rustls on 127.0.0.1 (mutual TLS like apid, or server-only TLS
 //! like maintenance mode), a talosconfig pointing at it, and a runner for the real binary.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several integration test crates, each of which uses only some helpers"
+)]
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
