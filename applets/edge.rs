@@ -5,6 +5,8 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use talos::errors::chain;
+
 /// Exit code of a command-line usage error (clap's convention).
 const EXIT_USAGE: u8 = 2;
 /// Exit code of a failed run.
@@ -39,8 +41,8 @@ pub fn finish(applet: &str, result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("{applet}: {e:#}");
+            tracing::error!("{}", chain(e.as_ref()));
+            eprintln!("{applet}: {}", chain(e.as_ref()));
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -138,7 +138,11 @@ mod tests {
         });
         assert_eq!(
             messages(&e),
-            ["loading the config", "decoding machine.yaml", "unexpected EOF"]
+            [
+                "loading the config",
+                "decoding machine.yaml",
+                "unexpected EOF"
+            ]
         );
         assert_eq!(
             chain(&e).to_string(),
@@ -196,17 +200,18 @@ mod tests {
         assert_eq!(chain(e.as_ref()).to_string(), format!("{e:#}"));
     }
 
+    impl GrpcCode for Middle {
+        fn code(&self) -> tonic::Code {
+            self.source.code()
+        }
+    }
+
     #[test]
     fn a_status_carries_the_code_and_the_whole_chain() {
         let e = Middle {
             what: "the certificate",
             source: io("gone"),
         };
-        impl GrpcCode for Middle {
-            fn code(&self) -> tonic::Code {
-                self.source.code()
-            }
-        }
         let s = status(&e);
         assert_eq!(s.code(), tonic::Code::NotFound);
         assert_eq!(s.message(), "decoding the certificate: gone");

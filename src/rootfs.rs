@@ -78,7 +78,7 @@ pub enum RootfsError {
         what: String,
     },
     /// Writing into the target directory failed.
-    #[error("materializing rootfs at {path}: {source}")]
+    #[error("materializing rootfs at {path}")]
     Io {
         /// The path being written.
         path: PathBuf,

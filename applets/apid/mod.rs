@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
+use talos::errors::chain;
 use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig, ServerTls};
 
 /// machined's API socket on a node.
@@ -262,7 +263,10 @@ async fn watch_changes(
         }
         let names = node_names(&configured);
         if let Err(e) = refresh_certificates(&issuer, &names) {
-            tracing::warn!("cannot issue new certificates (keeping the old ones): {e:#}");
+            tracing::warn!(
+                "cannot issue new certificates (keeping the old ones): {}",
+                chain(e.as_ref())
+            );
         }
         proxy.set_local_addresses(LocalAddresses::new(names, port));
         let now = pki.stamp();
@@ -281,7 +285,8 @@ async fn watch_changes(
             Err(e) => {
                 // Possibly caught mid-update: keep the old certificates, retry on the next change.
                 tracing::warn!(
-                    "certificates changed but cannot be loaded (keeping the old ones): {e:#}"
+                    "certificates changed but cannot be loaded (keeping the old ones): {}",
+                    chain(e.as_ref())
                 );
                 failed = Some(now);
             }

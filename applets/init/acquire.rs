@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use prost::Message as _;
 use talos::api::machine as pb;
 use talos::config::{Config, Mode};
+use talos::errors::chain;
 use talos::events::{runtime_type_url, EventBus};
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::logbuf::LogBuffers;
@@ -220,7 +221,7 @@ impl Acquire<'_> {
                         cancel.notify_one();
                         // Wait for the maintenance server to close (its port is apid's next).
                         if let Err(e) = maintenance.await {
-                            tracing::warn!("closing maintenance mode: {e:#}");
+                            tracing::warn!("closing maintenance mode: {}", chain(e.as_ref()));
                         }
                         self.observer.stage(MachineStage::Booting);
                         return self.keep(acquired, &bytes);

@@ -33,6 +33,7 @@ use talos::api::storage::storage_service_server::StorageServiceServer;
 use talos::auth::role::{Role, RoleSet, METADATA_KEY};
 use talos::auth::rules::{inject_roles, maintenance_allowed, InjectMode, Peer};
 use talos::config::{Config, Mode};
+use talos::errors::chain;
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::logbuf::LogBuffers;
 use talos::tls_serve::TlsConnectInfo;
@@ -101,8 +102,8 @@ pub fn main(cli: &super::Cli) -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("machined: {e:#}");
+            tracing::error!("{}", chain(e.as_ref()));
+            eprintln!("machined: {}", chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -424,7 +425,7 @@ impl Maintenance {
             *slot = Some(tx);
             return Err(Status::internal(format!(
                 "failed to store the configuration: {}",
-                error_chain(&e)
+                chain(&e)
             )));
         }
         let applied = Applied { path, mode };
@@ -432,16 +433,6 @@ impl Maintenance {
         let _ = tx.send(applied.clone());
         Ok(applied)
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    s
 }
 
 fn admin_only<T>(request: &Request<T>) -> Result<(), Status> {

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use talos::errors::chain;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
 
@@ -99,8 +100,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match run_api_only(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("machined: {e:#}");
+            tracing::error!("{}", chain(e.as_ref()));
+            eprintln!("machined: {}", chain(e.as_ref()));
             ExitCode::from(1)
         }
     }

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use talos::errors::chain;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
 use talos::platform::{Cmdline, Mode, Platform};
@@ -117,7 +118,7 @@ pub async fn boot(
             )))
         }
         Err(e) => {
-            tracing::error!("machined API unavailable: {e:#}");
+            tracing::error!("machined API unavailable: {}", chain(e.as_ref()));
             None
         }
     };
@@ -131,7 +132,7 @@ pub async fn boot(
     if let Some(server) = server {
         match tokio::time::timeout(API_GRACE, server).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("machined API: {e:#}"),
+            Ok(Ok(Err(e))) => tracing::warn!("machined API: {}", chain(e.as_ref())),
             Ok(Err(e)) => tracing::warn!("machined API task: {e}"),
             Err(_) => tracing::warn!("machined API did not stop within {API_GRACE:?}"),
         }
@@ -518,20 +519,20 @@ pub fn main(cli: &super::Cli) -> ExitCode {
                 tracing::info!("{target}: {outcome:?}");
             }
         }
-        Some(Err(e)) => tracing::error!("early mounts: {e}"),
+        Some(Err(e)) => tracing::error!("early mounts: {}", chain(&e)),
         None => {}
     }
     let platform: Arc<dyn Platform> =
         match talos::platform::from_name(&platform_name, cmdline.clone(), userdata) {
             Ok(p) => Arc::from(p),
             Err(e) => {
-                tracing::error!("{e}; using the metal platform");
+                tracing::error!("{}; using the metal platform", chain(&e));
                 Arc::new(talos::platform::metal::Metal::new(cmdline.clone()))
             }
         };
     if is_pid1 && platform.mode() != Mode::Container {
         if let Err(e) = talos::sys::power::set_ctrl_alt_del(false) {
-            tracing::warn!("disabling Ctrl-Alt-Del: {e}");
+            tracing::warn!("disabling Ctrl-Alt-Del: {}", chain(&e));
         }
     }
 
@@ -542,7 +543,7 @@ pub fn main(cli: &super::Cli) -> ExitCode {
         FinalAction::Power(action) if is_pid1 => {
             match talos::sys::power::reboot(action) {
                 Ok(never) => match never {},
-                Err(e) => tracing::error!("{e}"),
+                Err(e) => tracing::error!("{}", chain(&e)),
             }
             // PID 1 must not exit (the kernel would panic): wait for someone to pull the plug.
             loop {
@@ -572,7 +573,7 @@ fn run(
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", chain(e.as_ref()));
             return crash;
         }
     };
@@ -604,7 +605,7 @@ fn run(
     let (supervisor, controllers) = match wired {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!("starting the service supervisor: {e:#}");
+            tracing::error!("starting the service supervisor: {}", chain(e.as_ref()));
             return crash;
         }
     };

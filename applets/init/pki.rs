@@ -26,6 +26,7 @@ use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use talos::client::trustd::{request_certificate, CertificateSubject, TRUSTD_PORT};
 use talos::config::{Config, MachineConfig};
+use talos::errors::chain;
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::secrets::{CertParams, CertificateAuthority, ExtKeyUsage};
 
@@ -360,8 +361,9 @@ pub async fn write_worker(
                     });
                 }
                 tracing::warn!(
-                    "requesting apid's certificate from trustd at {} failed (attempt {attempt}): {e}; retrying in {delay:?}",
-                    endpoints.join(", ")
+                    "requesting apid's certificate from trustd at {} failed (attempt {attempt}): {}; retrying in {delay:?}",
+                    endpoints.join(", "),
+                    chain(&e)
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(retry.max_delay);

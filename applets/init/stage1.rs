@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nix::mount::{mount, MsFlags};
+use talos::errors::chain;
 use talos::sys::{kmod, loopdev, switch_root};
 
 /// The root file system image in the initramfs.
@@ -115,7 +116,10 @@ pub fn main() -> std::process::ExitCode {
         match state.run(&mut log, started) {
             Ok(never) => match never {},
             Err(e) => {
-                log.error(&format!("stage 1 failed (attempt {attempt}): {e:#}"));
+                log.error(&format!(
+                    "stage 1 failed (attempt {attempt}): {}",
+                    chain(e.as_ref())
+                ));
                 log.error(&format!("retrying in {}s", RETRY.as_secs()));
                 std::thread::sleep(RETRY);
                 attempt = attempt.saturating_add(1);
@@ -295,7 +299,7 @@ fn load_modules(log: &mut Log, started: Instant) {
     let tree = match kmod::ModuleTree::open(&dir) {
         Ok(tree) => tree,
         Err(e) => {
-            log.warn(&format!("kernel modules: {e}"));
+            log.warn(&format!("kernel modules: {}", chain(&e)));
             return;
         }
     };
@@ -308,7 +312,7 @@ fn load_modules(log: &mut Log, started: Instant) {
     };
     let report = tree.load_all(&list);
     for (name, e) in &report.failed {
-        log.warn(&format!("loading module {name}: {e}"));
+        log.warn(&format!("loading module {name}: {}", chain(e)));
     }
     log.info(&format!(
         "loaded {} kernel modules ({} already present, {} failed) for {} requested ({})",

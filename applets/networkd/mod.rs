@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use talos::errors::chain;
 use talos::net::client::{Client, ClientConfig, LeaseEvent};
 use talos::net::dhcp::{ClientId, Lease};
 use talos::net::publish::{CosiPublisher, MemoryPublisher, Publisher};
@@ -107,8 +108,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("networkd: {e:#}");
+            tracing::error!("{}", chain(e.as_ref()));
+            eprintln!("networkd: {}", chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -171,7 +172,7 @@ impl<P: Publisher> Networkd<P> {
                 self.cli.resolv_conf.display()
             ),
             Ok(false) => {}
-            Err(e) => tracing::warn!("cannot write resolvers: {e}"),
+            Err(e) => tracing::warn!("cannot write resolvers: {}", chain(&e)),
         }
     }
 
@@ -229,7 +230,7 @@ impl<P: Publisher> Networkd<P> {
         for link in selected {
             if !link.is_up() {
                 if let Err(e) = self.nl.set_up(link.index).await {
-                    tracing::warn!("cannot bring {} up: {e}", link.name);
+                    tracing::warn!("cannot bring {} up: {}", link.name, chain(&e));
                     continue;
                 }
             }
@@ -244,7 +245,7 @@ impl<P: Publisher> Networkd<P> {
             let client = match Client::new(cfg, ltx) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!("{e} (will retry)");
+                    tracing::warn!("{} (will retry)", chain(&e));
                     continue;
                 }
             };
@@ -259,7 +260,7 @@ impl<P: Publisher> Networkd<P> {
             let name = link.name.clone();
             self.tasks.spawn(async move {
                 if let Err(e) = client.run().await {
-                    tracing::error!("DHCP client on {name} stopped: {e}");
+                    tracing::error!("DHCP client on {name} stopped: {}", chain(&e));
                 }
             });
             let tx = self.tx.clone();
@@ -292,7 +293,7 @@ impl<P: Publisher> Networkd<P> {
                     if renewed { " (renewed)" } else { "" }
                 );
                 if let Err(e) = apply::apply_lease(&self.nl, index, &lease, metric).await {
-                    tracing::warn!("applying the lease on {link}: {e}");
+                    tracing::warn!("applying the lease on {link}: {}", chain(&e));
                 }
                 self.apply_lease_hostname(&lease);
                 if let Some(m) = self.links.get_mut(link) {
@@ -306,7 +307,7 @@ impl<P: Publisher> Networkd<P> {
                     lease.prefix_len
                 );
                 if let Err(e) = apply::remove_lease(&self.nl, index, &lease, metric).await {
-                    tracing::warn!("removing the lease on {link}: {e}");
+                    tracing::warn!("removing the lease on {link}: {}", chain(&e));
                 }
                 if let Some(m) = self.links.get_mut(link) {
                     m.lease = None;
@@ -352,7 +353,7 @@ impl<P: Publisher> Networkd<P> {
                 }
             }
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = chain(e.as_ref()).to_string();
                 if self.last_publish_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!("publishing network status: {msg} (will retry)");
                 }
@@ -416,7 +417,7 @@ async fn run<P: Publisher>(cli: Cli, publisher: P) -> anyhow::Result<()> {
                 // Links that appeared (or failed to start) since the last round get a client.
                 match state.nl.links().await {
                     Ok(links) => state.start_clients(&links).await,
-                    Err(e) => tracing::warn!("{e}"),
+                    Err(e) => tracing::warn!("{}", chain(&e)),
                 }
                 state.publish().await;
             }

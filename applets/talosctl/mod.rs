@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use talos::errors::chain;
 
 mod apply;
 mod cluster;
@@ -134,7 +135,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<session::AlreadyReported>() => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(e.as_ref()));
             ExitCode::from(1)
         }
     }

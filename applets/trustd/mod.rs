@@ -34,6 +34,7 @@ use talos::api::securityapi::{
     security_service_server::SecurityServiceServer,
 };
 use talos::auth::rules::{check_trustd_token, TRUSTD_TOKEN_KEY};
+use talos::errors::chain;
 use talos::secrets::{
     CertParams, Certificate, CertificateAuthority, CertificateRequest, ExtKeyUsage, KeyUsage,
     PEM_CERTIFICATE,
@@ -278,7 +279,7 @@ async fn serve(
                             }
                             tracing::info!(pki_dir = %loader.pki_dir.display(), "reloaded PKI and token");
                         }
-                        Err(e) => tracing::warn!("keeping the previous PKI and token: {e:#}"),
+                        Err(e) => tracing::warn!("keeping the previous PKI and token: {}", chain(e.as_ref())),
                     }
                 }
             }

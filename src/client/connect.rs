@@ -367,16 +367,6 @@ fn find_dial_failures(err: &(dyn std::error::Error + 'static)) -> Option<DialFai
     None
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut current = err.source();
-    while let Some(e) = current {
-        parts.push(e.to_string());
-        current = e.source();
-    }
-    parts.join(": ")
-}
-
 impl Client {
     /// Connects to one of `targets` (tried in random order) with `credentials`; fails only when
     /// none of them can be reached, reporting each one's failure.
@@ -414,7 +404,7 @@ impl Client {
             .await
             .map_err(|e| match find_dial_failures(&e) {
                 Some(failures) => ConnectError::Unavailable(failures),
-                None => ConnectError::Channel(error_chain(&e)),
+                None => ConnectError::Channel(crate::errors::chain(&e).to_string()),
             })?;
         Ok(Client { channel, peer })
     }

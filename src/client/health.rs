@@ -32,7 +32,7 @@ const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
     /// The socket did not accept a gRPC connection.
-    #[error("connecting to {socket:?}: {source}")]
+    #[error("connecting to {socket:?}")]
     Connect {
         /// The socket.
         socket: PathBuf,
@@ -41,7 +41,7 @@ pub enum HealthError {
         source: tonic::transport::Error,
     },
     /// The call failed.
-    #[error("health check: {0}")]
+    #[error("health check")]
     Call(#[from] tonic::Status),
     /// The server answered, but not SERVING.
     #[error("unexpected serving status: {0}")]

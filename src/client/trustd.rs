@@ -267,7 +267,7 @@ async fn open_channel(
         .connect_timeout(ATTEMPT_TIMEOUT)
         .connect_with_connector(connector)
         .await
-        .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
+        .map_err(|e| format!("cannot connect: {}", crate::errors::chain(&e)))?;
     Ok(SecurityServiceClient::new(channel))
 }
 
@@ -289,21 +289,6 @@ async fn call_certificate(
         .map_err(|status| format!("trustd refused: {} ({:?})", status.message(), status.code()))?;
     let response = response.into_inner();
     Ok((response.ca, response.crt))
-}
-
-/// An error and its sources, `outer: inner: ...`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
 }
 
 /// Connects TCP, then TLS with the OS CA, for a tonic channel.

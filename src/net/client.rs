@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::dhcp::{self, ClientId, Lease, LeaseTimers, Reply};
+use crate::errors::chain;
 
 /// What happened to a link's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl ClientConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The DHCP socket could not be set up.
-    #[error("cannot open the DHCP socket on {link}: {source}")]
+    #[error("cannot open the DHCP socket on {link}")]
     Socket {
         /// Link name.
         link: String,
@@ -84,7 +85,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// Sending or receiving failed.
-    #[error("DHCP I/O on {link} failed: {source}")]
+    #[error("DHCP I/O on {link} failed")]
     Io {
         /// Link name.
         link: String,
@@ -219,7 +220,7 @@ impl Client {
                 .await
             {
                 // No carrier yet, link down, …: try again after the back-off.
-                tracing::warn!("{e}");
+                tracing::warn!("{}", chain(&e));
             }
             let deadline = Instant::now() + wait;
             while let Some(reply) = self.receive(xid, deadline).await? {
@@ -250,7 +251,7 @@ impl Client {
                 )
                 .await
             {
-                tracing::warn!("{e}");
+                tracing::warn!("{}", chain(&e));
             }
             let wait = Self::jitter(dhcp::backoff(
                 attempt,
@@ -314,7 +315,7 @@ impl Client {
             let sent = Instant::now();
             if let Err(e) = self.send(&msg, to).await {
                 // A unicast renew can fail while routes are in flux; treat it as lost.
-                tracing::warn!("{e}");
+                tracing::warn!("{}", chain(&e));
             }
             while let Some(reply) = self.receive(xid, sent + wait).await? {
                 match reply {

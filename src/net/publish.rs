@@ -29,7 +29,7 @@ pub type ResourceKey = (&'static str, String);
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// machined's socket could not be reached.
-    #[error("cannot connect to machined at {socket:?}: {source}")]
+    #[error("cannot connect to machined at {socket:?}")]
     Connect {
         /// The socket path.
         socket: PathBuf,

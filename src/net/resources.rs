@@ -44,7 +44,7 @@ pub struct NetResource {
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
     /// The spec could not be encoded as YAML.
-    #[error("cannot encode {kind} {id:?} as YAML: {source}")]
+    #[error("cannot encode {kind} {id:?} as YAML")]
     Yaml {
         /// Resource type.
         kind: &'static str,

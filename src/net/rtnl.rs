@@ -161,10 +161,10 @@ pub struct RouteSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
     /// The netlink socket could not be opened.
-    #[error("cannot open a netlink socket: {0}")]
+    #[error("cannot open a netlink socket")]
     Socket(#[source] io::Error),
     /// A request failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Request {
         /// The operation, e.g. `add address 10.0.2.15/24 to eth0`.
         what: String,

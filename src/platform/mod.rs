@@ -61,7 +61,7 @@ pub enum PlatformError {
     #[error("platform {0:?} is not supported by this build (supported: container, metal)")]
     Unsupported(String),
     /// The config source holds something that cannot be decoded.
-    #[error("{what} is not valid base64: {source}")]
+    #[error("{what} is not valid base64")]
     Decode {
         /// Which source, e.g. `the USERDATA environment variable`.
         what: String,

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use super::state::{ClusterState, NodeType};
 use super::{cgroup, net, node, ProvisionError};
+use crate::errors::chain;
 use crate::sys::ns;
 
 /// Exit code of a node's init asking to be started again (reboot).
@@ -69,6 +70,7 @@ pub fn run(
 ) -> Result<(), ProvisionError> {
     let res = run_inner(state_dir, helper_exe, grace, ready);
     if let Err(e) = &res {
+        let e = chain(e);
         let _ = writeln!(ready, "error: {e}");
         let _ = ready.flush();
         log(&format!("error: {e}"));
@@ -186,8 +188,9 @@ async fn supervise(
             Err(e) => {
                 stop_all(&mut state, &mut slots, grace).await;
                 return Err(ProvisionError::Invalid(format!(
-                    "starting node {}: {e}",
-                    slots[i].name
+                    "starting node {}: {}",
+                    slots[i].name,
+                    chain(&e)
                 )));
             }
         }
@@ -223,7 +226,7 @@ async fn supervise(
                         });
                     }
                 }
-                if let Err(e) = state.save() { log(&e.to_string()); }
+                if let Err(e) = state.save() { log(&chain(&e).to_string()); }
             }
             Some(name) = restart_rx.recv() => {
                 let Some(i) = slots.iter().position(|s| s.name == name) else { continue };
@@ -236,11 +239,12 @@ async fn supervise(
                         if let Some(n) = state.node_mut(&name) { n.pid = Some(pid.as_raw()); }
                     }
                     Err(e) => {
+                        let e = chain(&e);
                         log(&format!("restarting {name}: {e}"));
                         if let Some(n) = state.node_mut(&name) { n.last_exit = Some(format!("start failed: {e}")); }
                     }
                 }
-                if let Err(e) = state.save() { log(&e.to_string()); }
+                if let Err(e) = state.save() { log(&chain(&e).to_string()); }
             }
         }
     }
@@ -319,7 +323,7 @@ async fn stop_all(state: &mut ClusterState, slots: &mut [Slot], grace: Duration)
                 let _ = waitpid(pid, None);
             }
             if let Err(e) = cgroup::kill_all(&cgroups, Duration::from_secs(10)) {
-                log(&e.to_string());
+                log(&chain(&e).to_string());
             }
             n.pid = None;
         }

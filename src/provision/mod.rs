@@ -16,6 +16,8 @@ pub mod state;
 
 use std::path::PathBuf;
 
+use crate::errors::chain;
+
 pub use plan::{plan_nodes, Cidr};
 pub use state::{ClusterState, NetworkState, NodeState, NodeType};
 
@@ -34,7 +36,7 @@ pub enum ProvisionError {
         what: String,
     },
     /// A file-system operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done, with the path.
         what: String,
@@ -86,7 +88,9 @@ pub fn destroy(state: &ClusterState, force: bool, log: &mut dyn FnMut(&str)) -> 
     for n in &state.nodes {
         log(&format!("destroying node {}", n.name));
         if let Err(e) = node::kill_node(n) {
-            report.errors.push(format!("node {}: {e}", n.name));
+            report
+                .errors
+                .push(format!("node {}: {}", n.name, chain(&e)));
         }
     }
     // 3. The network: veths, bridge, namespace.
@@ -95,13 +99,15 @@ pub fn destroy(state: &ClusterState, force: bool, log: &mut dyn FnMut(&str)) -> 
     if let Err(e) = net::destroy_network(&state.network, &veths) {
         report
             .errors
-            .push(format!("network {}: {e}", state.network.name));
+            .push(format!("network {}: {}", state.network.name, chain(&e)));
     }
     // 4. cgroups (now empty).
     for n in &state.nodes {
         for dir in &n.cgroups {
             if let Err(e) = cgroup::remove_tree(dir) {
-                report.errors.push(format!("cgroup {}: {e}", dir.display()));
+                report
+                    .errors
+                    .push(format!("cgroup {}: {}", dir.display(), chain(&e)));
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// Kind of disk, as Talos classifies it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,10 +132,7 @@ fn display_under(sys: &Path, path: &Path) -> String {
 /// and zero-sized devices are left out, as Talos does.
 pub fn list_disks(sys: &Path) -> Result<Vec<Disk>, SysError> {
     let block = sys.join("block");
-    let entries = std::fs::read_dir(&block).map_err(|source| SysError::Read {
-        path: block.clone(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(&block).map_err(SysError::at(IoOp::List, block.clone()))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| !SKIPPED_PREFIXES.iter().any(|p| n.starts_with(p)))

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// Talos's cgroup of machined itself.
 pub const INIT: &str = "/init";
@@ -69,10 +69,7 @@ fn read(path: &Path) -> Result<String, SysError> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), SysError> {
-    std::fs::write(path, value).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, value).map_err(SysError::at(IoOp::Write, path.to_path_buf()))
 }
 
 impl Cgroup {
@@ -96,7 +93,7 @@ impl Cgroup {
             match std::fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => return Err(SysError::Read { path: dir, source }),
+                Err(source) => return Err(SysError::io(IoOp::CreateDir, dir, source)),
             }
         }
         Ok(group)
@@ -123,7 +120,7 @@ impl Cgroup {
         match write(&path, value) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(cgroup = %self.name, file, value, "cgroup setting refused: {e}");
+                tracing::warn!(cgroup = %self.name, file, value, "cgroup setting refused: {}", crate::errors::chain(&e));
                 false
             }
         }
@@ -224,7 +221,7 @@ impl Cgroup {
         match std::fs::remove_dir(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(SysError::Read { path, source }),
+            Err(source) => Err(SysError::io(IoOp::Remove, path, source)),
         }
     }
 }
@@ -244,7 +241,7 @@ pub fn enable_controllers(dir: &Path) {
                 &dir.join("cgroup.subtree_control"),
                 &format!("+{controller}"),
             ) {
-                tracing::info!(dir = %dir.display(), controller, "cannot enable cgroup controller: {e}");
+                tracing::info!(dir = %dir.display(), controller, "cannot enable cgroup controller: {}", crate::errors::chain(&e));
             }
         }
     }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// What happened to one module file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +58,11 @@ impl ModuleTree {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(SysError::Read {
-                    path: dir.join("modules.builtin"),
+                return Err(SysError::io(
+                    IoOp::Read,
+                    dir.join("modules.builtin"),
                     source,
-                })
+                ))
             }
         };
         Self::parse(dir, &dep_path, &dep, &builtin)
@@ -273,10 +274,7 @@ pub fn load_file_with_parameters(path: &Path, parameters: &str) -> Result<bool, 
         path: path.to_path_buf(),
         what: "module parameters contain a NUL byte".into(),
     })?;
-    let file = File::open(path).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(SysError::at(IoOp::Open, path.to_path_buf()))?;
     match nix::kmod::finit_module(&file, &parameters, nix::kmod::ModuleInitFlags::empty()) {
         Ok(()) => Ok(true),
         Err(nix::errno::Errno::EEXIST) => Ok(false),

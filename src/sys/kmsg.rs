@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// The kernel log device.
 pub const KMSG_PATH: &str = "/dev/kmsg";
@@ -152,22 +152,19 @@ impl KmsgReader {
     /// opening are returned; with `follow`, [`KmsgReader::next`] waits for new records instead
     /// of ending. Must be called within a tokio runtime.
     pub fn open(path: &Path, follow: bool, from_tail: bool) -> Result<Self, SysError> {
-        let read_err = |source| SysError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(path)
-            .map_err(read_err)?;
+            .map_err(SysError::at(IoOp::Open, path))?;
         if from_tail {
-            file.seek(SeekFrom::End(0)).map_err(read_err)?;
+            file.seek(SeekFrom::End(0))
+                .map_err(SysError::at(IoOp::Seek, path))?;
         }
         // SAFETY: `file` owns its descriptor and is moved into the `AsyncFd`, which keeps it open
         // (and the same open file description) until the `AsyncFd` is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(file, Interest::READABLE) }
-            .map_err(|e| read_err(e.into_parts().1))?;
+            .map_err(|e| SysError::io(IoOp::Poll, path, e.into_parts().1))?;
         Ok(KmsgReader {
             fd,
             follow,
@@ -191,20 +188,12 @@ impl KmsgReader {
                     match self.fd.readable().await {
                         Ok(mut guard) => guard.clear_ready(),
                         Err(source) => {
-                            return Some(Err(SysError::Read {
-                                path: KMSG_PATH.into(),
-                                source,
-                            }))
+                            return Some(Err(SysError::io(IoOp::Poll, KMSG_PATH, source)))
                         }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Some(Err(SysError::Read {
-                        path: KMSG_PATH.into(),
-                        source,
-                    }))
-                }
+                Err(source) => return Some(Err(SysError::io(IoOp::Read, KMSG_PATH, source))),
             }
         }
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 const LOOP_SET_FD: u64 = 0x4C00;
 const LOOP_SET_STATUS64: u64 = 0x4C04;
@@ -118,19 +118,13 @@ fn file_info(file: &Path) -> LoopInfo64 {
 
 /// Attaches `file` read-only to a free loop device (`dev` is the device directory, `/dev`).
 pub fn attach_read_only(dev: &Path, file: &Path) -> Result<LoopDevice, SysError> {
-    let backing = File::open(file).map_err(|source| SysError::Read {
-        path: file.to_path_buf(),
-        source,
-    })?;
+    let backing = File::open(file).map_err(SysError::at(IoOp::Open, file.to_path_buf()))?;
     let control_path = dev.join("loop-control");
     let control = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&control_path)
-        .map_err(|source| SysError::Read {
-            path: control_path.clone(),
-            source,
-        })?;
+        .map_err(SysError::at(IoOp::Open, control_path.clone()))?;
     let mut last = Errno::EBUSY;
     for _ in 0..ATTEMPTS {
         let number = ioctl(&control, LOOP_CTL_GET_FREE, 0).map_err(syscall(format!(
@@ -142,10 +136,7 @@ pub fn attach_read_only(dev: &Path, file: &Path) -> Result<LoopDevice, SysError>
             source: Errno::ERANGE,
         })?;
         let path = dev.join(format!("loop{number}"));
-        let device = File::open(&path).map_err(|source| SysError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let device = File::open(&path).map_err(SysError::at(IoOp::Open, path.clone()))?;
         match configure(&device, &backing, file) {
             Ok(()) => {
                 return Ok(LoopDevice {

@@ -36,13 +36,69 @@ pub mod switch_root;
 
 use std::path::{Path, PathBuf};
 
-/// An error reading a kernel interface.
+/// What was being done to a file when the kernel said no: names the operation in
+/// [`SysError::Io`]'s message (`writing /sys/fs/cgroup/system/cgroup.procs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOp {
+    /// Reading a file (or a directory's entries, a link's target).
+    Read,
+    /// Writing a file.
+    Write,
+    /// Opening a file or device.
+    Open,
+    /// Creating a file exclusively.
+    Create,
+    /// Creating a directory (and its parents).
+    CreateDir,
+    /// Listing a directory.
+    List,
+    /// Reading a file's metadata (`stat`).
+    Stat,
+    /// Reading a symbolic link.
+    ReadLink,
+    /// Removing a file or directory.
+    Remove,
+    /// Seeking in an open file.
+    Seek,
+    /// Waiting for a file to become readable.
+    Poll,
+}
+
+impl IoOp {
+    /// The operation as the start of a message: `reading`, `creating directory`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoOp::Read => "reading",
+            IoOp::Write => "writing",
+            IoOp::Open => "opening",
+            IoOp::Create => "creating",
+            IoOp::CreateDir => "creating directory",
+            IoOp::List => "listing",
+            IoOp::Stat => "examining",
+            IoOp::ReadLink => "reading link",
+            IoOp::Remove => "removing",
+            IoOp::Seek => "seeking in",
+            IoOp::Poll => "waiting for",
+        }
+    }
+}
+
+impl std::fmt::Display for IoOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error using a kernel interface: the operation and the file or call it failed on; the
+/// cause is the `source()` (print it with [`crate::errors::chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
-    /// A file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
+    /// A file operation failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file or directory.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -56,7 +112,7 @@ pub enum SysError {
         what: String,
     },
     /// A system call failed.
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Syscall {
         /// The call and its argument, e.g. `statfs /var`.
         call: String,
@@ -72,12 +128,36 @@ impl SysError {
             what: what.into(),
         }
     }
+
+    /// `op` on `path` failed with `source`.
+    pub fn io(op: IoOp, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SysError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The error maker for `.map_err`: `op` on `path`.
+    pub fn at(op: IoOp, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| SysError::Io { op, path, source }
+    }
+}
+
+impl crate::errors::GrpcCode for SysError {
+    fn code(&self) -> tonic::Code {
+        match self {
+            SysError::Io { source, .. } => crate::errors::io_code(source.kind()),
+            SysError::Parse { .. } => tonic::Code::Internal,
+            SysError::Syscall { source, .. } => {
+                crate::errors::io_code(std::io::Error::from(*source).kind())
+            }
+        }
+    }
 }
 
 /// Reads a whole text file, with the path in the error.
 pub(crate) fn read_text(path: &Path) -> Result<String, SysError> {
-    std::fs::read_to_string(path).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(SysError::at(IoOp::Read, path))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// One line of `/proc/<pid>/mountinfo`, the fields PID 1 needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,18 +92,13 @@ pub fn is_mount_point(path: &Path) -> Result<bool, SysError> {
         return Ok(is_mount_point_in(&mounts_from(mountinfo)?, path));
     }
     use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(path).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path).map_err(SysError::at(IoOp::Stat, path.to_path_buf()))?;
     let parent = path.parent().unwrap_or(Path::new("/"));
     if parent == path {
         return Ok(true);
     }
-    let parent_meta = std::fs::metadata(parent).map_err(|source| SysError::Read {
-        path: parent.to_path_buf(),
-        source,
-    })?;
+    let parent_meta =
+        std::fs::metadata(parent).map_err(SysError::at(IoOp::Stat, parent.to_path_buf()))?;
     Ok(meta.dev() != parent_meta.dev() || meta.ino() == parent_meta.ino())
 }
 
@@ -350,15 +345,12 @@ fn mount_one(root: &Path, target: &Path, entry: &PseudoMount) -> Result<MountOut
             if entry.optional {
                 return Ok(MountOutcome::Unsupported);
             }
-            return Err(SysError::Read {
-                path: target.to_path_buf(),
-                source,
-            });
+            return Err(SysError::io(IoOp::CreateDir, target.to_path_buf(), source));
         }
     }
     match mount(entry.source, target, entry.fstype, entry.flags, entry.data) {
         Ok(()) => Ok(MountOutcome::Mounted),
-        Err(e) if entry.optional => Ok(MountOutcome::Failed(e.to_string())),
+        Err(e) if entry.optional => Ok(MountOutcome::Failed(crate::errors::chain(&e).to_string())),
         // devtmpfs may be missing from the kernel (containers): a tmpfs /dev still works.
         Err(e) if entry.fstype == "devtmpfs" => {
             match mount("tmpfs", target, "tmpfs", entry.flags, entry.data) {

@@ -13,7 +13,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::unistd::Pid;
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// Where named network namespaces are bind-mounted, as `ip netns` expects.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -32,19 +32,13 @@ pub fn netns_path(name: &str) -> PathBuf {
 /// this process and `ip netns` lists it. Fails if the name is taken.
 pub fn create_named_netns(name: &str) -> Result<PathBuf, SysError> {
     let path = netns_path(name);
-    fs::create_dir_all(NETNS_RUN_DIR).map_err(|source| SysError::Read {
-        path: NETNS_RUN_DIR.into(),
-        source,
-    })?;
+    fs::create_dir_all(NETNS_RUN_DIR).map_err(SysError::at(IoOp::CreateDir, NETNS_RUN_DIR))?;
     // The bind-mount target: an empty file, created exclusively so two clusters cannot share it.
     File::options()
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|source| SysError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(SysError::at(IoOp::Create, path.clone()))?;
     let target = path.clone();
     // unshare(CLONE_NEWNET) changes only the calling thread, so do it in a throwaway thread.
     let res = std::thread::spawn(move || -> Result<(), SysError> {
@@ -84,17 +78,14 @@ pub fn delete_named_netns(name: &str) -> Result<(), SysError> {
     match fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SysError::Read { path, source }),
+        Err(source) => Err(SysError::io(IoOp::Remove, path, source)),
     }
 }
 
 /// Moves the calling thread into the network namespace at `path` (`/run/netns/NAME` or
 /// `/proc/PID/ns/net`). Sockets created afterwards by this thread live in that namespace.
 pub fn enter_netns(path: &Path) -> Result<(), SysError> {
-    let f = File::open(path).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let f = File::open(path).map_err(SysError::at(IoOp::Open, path.to_path_buf()))?;
     setns(f.as_fd(), CloneFlags::CLONE_NEWNET).map_err(syscall(format!("setns {}", path.display())))
 }
 
@@ -159,10 +150,7 @@ pub fn spawn_in_new_namespaces(exec: &Exec<'_>) -> Result<Pid, SysError> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const nix::libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    let devnull = File::open("/dev/null").map_err(|source| SysError::Read {
-        path: "/dev/null".into(),
-        source,
-    })?;
+    let devnull = File::open("/dev/null").map_err(SysError::at(IoOp::Open, "/dev/null"))?;
     let null_fd = devnull.as_raw_fd();
     let out_fd = exec.output.as_raw_fd();
 

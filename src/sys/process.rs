@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::procfs::USER_HZ;
-use super::{read_text, SysError};
+use super::{read_text, IoOp, SysError};
 
 /// One process.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,18 +110,12 @@ pub fn read_process(proc: &Path, pid: i32, page_size: u64) -> Result<Process, Sy
     let dir = proc.join(pid.to_string());
     let exe_path = dir.join("exe");
     let executable = std::fs::read_link(&exe_path)
-        .map_err(|source| SysError::Read {
-            path: exe_path,
-            source,
-        })?
+        .map_err(SysError::at(IoOp::ReadLink, exe_path))?
         .to_string_lossy()
         .into_owned();
     let command = read_text(&dir.join("comm"))?.trim().to_string();
     let cmdline_path = dir.join("cmdline");
-    let cmdline = std::fs::read(&cmdline_path).map_err(|source| SysError::Read {
-        path: cmdline_path,
-        source,
-    })?;
+    let cmdline = std::fs::read(&cmdline_path).map_err(SysError::at(IoOp::Read, cmdline_path))?;
     let stat = parse_pid_stat(&read_text(&dir.join("stat"))?)?;
     Ok(Process {
         pid,
@@ -140,10 +134,7 @@ pub fn read_process(proc: &Path, pid: i32, page_size: u64) -> Result<Process, Sy
 /// Reads every process under `proc`, sorted by pid. Processes that cannot be read (gone, kernel
 /// threads, not permitted) are skipped; only failing to list `proc` itself is an error.
 pub fn read_processes(proc: &Path) -> Result<Vec<Process>, SysError> {
-    let entries = std::fs::read_dir(proc).map_err(|source| SysError::Read {
-        path: proc.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(proc).map_err(SysError::at(IoOp::List, proc.to_path_buf()))?;
     let page_size = page_size();
     let mut pids: Vec<i32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// Namespaces a service gets of its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,7 +149,7 @@ fn open_cgroup_procs(dir: &Path) -> Result<OwnedFd, SysError> {
         .write(true)
         .open(&path)
         .map(OwnedFd::from)
-        .map_err(|source| SysError::Read { path, source })
+        .map_err(SysError::at(IoOp::Open, path))
 }
 
 impl SpawnOptions {
@@ -422,7 +422,7 @@ pub fn spawn_in_pid_namespace(
     use std::os::unix::ffi::OsStrExt as _;
     let prepared = options
         .prepare()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .map_err(|e| std::io::Error::other(crate::errors::chain(&e).to_string()))?;
     let exe = cstring("executable path", exec.exe.as_os_str().as_bytes())?;
     let argv: Vec<CString> = exec
         .argv

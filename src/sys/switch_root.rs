@@ -11,7 +11,7 @@ use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 
-use super::SysError;
+use super::{IoOp, SysError};
 
 /// `statfs` magic numbers of the file systems an initramfs can be.
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -25,10 +25,7 @@ fn syscall(call: String) -> impl FnOnce(nix::Error) -> SysError {
 }
 
 fn metadata(path: &Path) -> Result<std::fs::Metadata, SysError> {
-    std::fs::symlink_metadata(path).map_err(|source| SysError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::symlink_metadata(path).map_err(SysError::at(IoOp::Stat, path.to_path_buf()))
 }
 
 /// Whether `path` is a mount point: it is on another device than its parent (or it is `/`).

@@ -298,15 +298,7 @@ pub async fn connect_tls(
             }
         }))
         .await
-        .map_err(|e| {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(inner) = src {
-                s.push_str(&format!(": {inner}"));
-                src = inner.source();
-            }
-            s
-        })
+        .map_err(|e| talos::errors::chain(&e).to_string())
 }
 
 /// A request with `pairs` as metadata.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use talos::api::cosi::resource::{self as pb, state_server::State as StateService};
 use talos::auth::role::{Role, RoleSet, METADATA_KEY};
+use talos::errors::chain;
 use talos::resources::registry::{self, Definition};
 use talos::resources::{wire, EventKind, State, StateError};
 use tonic::codegen::BoxStream;
@@ -44,7 +45,7 @@ pub fn new_state() -> State {
     let state = State::new();
     // The registered data is constant and covered by the library's tests.
     if let Err(e) = registry::register_defaults(&state) {
-        tracing::error!("registering resource definitions: {e}");
+        tracing::error!("registering resource definitions: {}", chain(&e));
     }
     state
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use prost::Message as _;
 use talos::api::common;
 use talos::api::machine::{self as pb, machine_service_server::MachineService};
+use talos::errors::chain;
 use talos::events::{runtime_type_url, Tail, WatchOptions};
 use talos::sys::{fs as sysfs, kmsg, process, procfs};
 use tonic::codegen::BoxStream;
@@ -519,7 +520,7 @@ machine_service! {
                         None => break,
                         Some(Ok(r)) => common::Data { metadata: None, bytes: r.format(boot).into_bytes() },
                         Some(Err(e)) => common::Data {
-                            metadata: Some(common::Metadata { error: e.to_string(), ..Default::default() }),
+                            metadata: Some(common::Metadata { error: chain(&e).to_string(), ..Default::default() }),
                             bytes: Vec::new(),
                         },
                     };

@@ -180,25 +180,14 @@ pub fn called<T>(request: &Request<T>, method: &str) {
     }
 }
 
-/// Maps a kernel-interface error to a gRPC status.
+/// Maps a kernel-interface error to a gRPC status (its code, its whole chain as the message).
 pub fn sys_status(err: SysError) -> Status {
-    match &err {
-        SysError::Read { source, .. } => io_status(source.kind(), err.to_string()),
-        SysError::Parse { .. } => Status::internal(err.to_string()),
-        SysError::Syscall { source, .. } => {
-            io_status(std::io::Error::from(*source).kind(), err.to_string())
-        }
-    }
+    talos::errors::status(&err)
 }
 
 /// A status for an I/O error kind.
 pub fn io_status(kind: std::io::ErrorKind, message: String) -> Status {
-    match kind {
-        std::io::ErrorKind::NotFound => Status::not_found(message),
-        std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
-        std::io::ErrorKind::InvalidInput => Status::invalid_argument(message),
-        _ => Status::internal(message),
-    }
+    Status::new(talos::errors::io_code(kind), message)
 }
 
 /// Runs a blocking closure off the async threads and flattens a join failure into a status.

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use talos::errors::chain;
 use talos::resources::specs::{
     MachineConfigSpec, MachineStatusSpec, MachineTypeSpec, UnmetCondition, MACHINE_CONFIG_ID,
     MACHINE_STATUS_ID, MACHINE_TYPE_ID,
@@ -124,7 +125,7 @@ pub fn load_or_create_node_id(state_dir: Option<&Path>) -> String {
         data.as_bytes(),
         talos::fsutil::WriteOptions::PRIVATE.overwrite(true),
     ) {
-        tracing::warn!("saving the node identity: {e}");
+        tracing::warn!("saving the node identity: {}", chain(&e));
     }
     id
 }

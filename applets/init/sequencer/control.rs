@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use talos::api::machine::apply_configuration_request::Mode as ApplyMode;
 use talos::config::Config;
+use talos::errors::chain;
 
 use super::sequences::{self, Node, WipeTarget};
 use super::{Phase, Sequence};
@@ -201,7 +202,7 @@ impl ConfigControl for Controls {
             let stored = tokio::task::spawn_blocking(move || persist(&state_dir, &data))
                 .await
                 .map_err(|e| ControlError::Internal(format!("persist worker failed: {e}")))?
-                .map_err(|e| ControlError::Internal(format!("{e:#}")))?;
+                .map_err(|e| ControlError::Internal(chain(e.as_ref()).to_string()))?;
             tracing::info!(path = %stored.display(), mode = ?resolved, "applied configuration stored");
             match resolved {
                 ApplyMode::NoReboot => node.set_config(Arc::new(config)),

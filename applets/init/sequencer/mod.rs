@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use talos::api::common as common_pb;
 use talos::api::machine as pb;
+use talos::errors::chain;
 use talos::events::{runtime_type_url, EventBus};
 use tokio::sync::watch;
 
@@ -509,7 +510,7 @@ async fn run_task(events: Arc<EventBus>, task: Task, progress: String) -> Result
             Ok(())
         }
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = chain(e.as_ref()).to_string();
             tracing::error!("task {name} ({progress}): failed: {message}");
             Err(message)
         }

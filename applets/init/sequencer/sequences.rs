@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use prost::Message as _;
 use talos::api::machine as pb;
 use talos::config::Config;
+use talos::errors::chain;
 use talos::events::{runtime_type_url, EventBus};
 use talos::platform::{Mode, Platform};
 use talos::sys::power::PowerAction;
@@ -416,14 +417,14 @@ async fn load_kernel_modules(node: Arc<Node>) -> anyhow::Result<()> {
         let tree = match talos::sys::kmod::ModuleTree::open(&dir) {
             Ok(tree) => tree,
             Err(e) => {
-                tracing::warn!("machine.kernel.modules: {e}");
+                tracing::warn!("machine.kernel.modules: {}", chain(&e));
                 return;
             }
         };
         for (name, parameters) in &modules {
             match tree.load_with_parameters(name, parameters) {
                 Ok(loaded) => tracing::info!("kernel module {name}: {loaded:?}"),
-                Err(e) => tracing::warn!("kernel module {name}: {e}"),
+                Err(e) => tracing::warn!("kernel module {name}: {}", chain(&e)),
             }
         }
     })

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use talos::errors::chain;
 use talos::sys::cgroup;
 use talos::sys::spawn::{self, Namespaces, SpawnOptions};
 
@@ -309,7 +310,7 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
                 CONTAINERD_HEALTH_TIMEOUT,
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| chain(&e).to_string())
         })
     })));
     spec.health = Some(health);

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use talos::errors::chain;
 use talos::sys::cgroup::Cgroup;
 use talos::sys::reaper::ExitStatus;
 use tokio::sync::watch;
@@ -270,8 +271,9 @@ fn prepare_cgroup(inner: &Inner, id: &str, process: &ProcessSpec) -> Option<Cgro
         Err(e) => {
             tracing::warn!(
                 service = id,
-                "cannot create cgroup {}: {e}; running without it",
-                spec.name
+                "cannot create cgroup {}: {}; running without it",
+                spec.name,
+                chain(&e)
             );
             None
         }
@@ -423,7 +425,9 @@ async fn run_once(
                 tracing::info!(service = %id, "killed {} leftover process(es) in {}", pids.len(), group.name());
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(service = %id, "cleaning cgroup {}: {e}", group.name()),
+            Err(e) => {
+                tracing::warn!(service = %id, "cleaning cgroup {}: {}", group.name(), chain(&e))
+            }
         }
     }
     Ok(end)

@@ -10,6 +10,7 @@ use talos::client::talosconfig::{self, Context as TalosContext};
 use talos::config::generate::{GenerateOptions, Generator, MachineType};
 use talos::config::patch::{self, Patch};
 use talos::config::Config;
+use talos::errors::chain;
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::provision::state::{NetworkState, NodeState, PublishedPorts};
 use talos::provision::{self, cgroup, launcher, net, plan, ClusterState, NodeType};
@@ -414,7 +415,7 @@ async fn version(
 ) -> Result<(), String> {
     let client = Client::connect_with_timeout(targets.to_vec(), creds, Duration::from_secs(5))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e).to_string())?;
     let req = connect::with_node(tonic::Request::new(()), node).map_err(|e| e.to_string())?;
     let mut machine = client.machine();
     match tokio::time::timeout(Duration::from_secs(10), machine.version(req)).await {

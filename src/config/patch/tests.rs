@@ -65,14 +65,7 @@ trait SourceString {
 
 impl SourceString for PatchError {
     fn source_string(&self) -> String {
-        let mut out = self.to_string();
-        let mut src = std::error::Error::source(self);
-        while let Some(e) = src {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            src = e.source();
-        }
-        out
+        crate::errors::chain(self).to_string()
     }
 }
 
