@@ -168,7 +168,7 @@ impl ClusterState {
         )
         .map_err(|e| ProvisionError::State {
             path,
-            what: e.to_string(),
+            what: crate::errors::chain(&e).to_string(),
         })
     }
 

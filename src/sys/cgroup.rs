@@ -269,6 +269,43 @@ mod tests {
         Cgroup::create(root.path(), "/system/apid/").expect("again");
     }
 
+    /// A failed write says it was writing (and where), not reading; a failed mkdir says so.
+    #[test]
+    fn errors_name_the_operation_and_the_file() {
+        let root = fake_root();
+        let g = Cgroup::new(root.path(), "/missing");
+        let err = g.add_pid(1).expect_err("no such group");
+        assert!(
+            matches!(
+                err,
+                SysError::Io {
+                    op: IoOp::Write,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = crate::errors::chain(&err).to_string();
+        let procs = root.path().join("missing/cgroup.procs");
+        assert!(
+            text.starts_with(&format!("writing {}: ", procs.display())),
+            "{text}"
+        );
+        std::fs::write(root.path().join("file"), "").expect("file");
+        let err = Cgroup::create(root.path(), "/file/sub").expect_err("parent is a file");
+        assert!(
+            matches!(
+                err,
+                SysError::Io {
+                    op: IoOp::CreateDir,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("creating directory "), "{err}");
+    }
+
     #[test]
     fn missing_controllers_are_skipped_not_fatal() {
         let root = fake_root();

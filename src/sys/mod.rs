@@ -161,3 +161,42 @@ impl crate::errors::GrpcCode for SysError {
 pub(crate) fn read_text(path: &Path) -> Result<String, SysError> {
     std::fs::read_to_string(path).map_err(SysError::at(IoOp::Read, path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_the_operation_and_path_and_keeps_the_cause_as_source() {
+        let cause = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let err = SysError::io(IoOp::CreateDir, "/run/netns", cause);
+        assert_eq!(err.to_string(), "creating directory /run/netns");
+        assert_eq!(
+            crate::errors::chain(&err).to_string(),
+            "creating directory /run/netns: Permission denied (os error 13)"
+        );
+        assert_eq!(
+            crate::errors::GrpcCode::code(&err),
+            tonic::Code::PermissionDenied
+        );
+        let err = SysError::Syscall {
+            call: "mount /var".into(),
+            source: nix::Error::ENOENT,
+        };
+        assert_eq!(err.to_string(), "mount /var");
+        assert_eq!(
+            crate::errors::chain(&err).to_string(),
+            "mount /var: ENOENT: No such file or directory"
+        );
+        assert_eq!(crate::errors::GrpcCode::code(&err), tonic::Code::NotFound);
+        let missing = std::fs::read_to_string("/nonexistent/file")
+            .map_err(SysError::at(IoOp::Read, "/nonexistent/file"))
+            .expect_err("missing");
+        assert!(
+            crate::errors::chain(&missing)
+                .to_string()
+                .starts_with("reading /nonexistent/file: "),
+            "{missing}"
+        );
+    }
+}

@@ -596,11 +596,20 @@ mod tests {
             ..SpawnOptions::default()
         };
         let mut command = Command::new("/bin/cat");
-        command.arg("/proc/self/status");
+        command
+            .arg("/proc/self/status")
+            .stdout(std::process::Stdio::piped());
         opts.apply(&mut command).expect("apply");
-        let out = command.output().expect("cat");
-        assert!(out.status.success(), "{out:?}");
-        let caps = read_capabilities(&String::from_utf8_lossy(&out.stdout));
+        // Through the process-wide reaper: other tests in this process run it, and it would
+        // otherwise collect the child before `Command::output` could (ECHILD).
+        let reaper = crate::sys::reaper::Reaper::global().expect("reaper");
+        let (mut child, exited) = reaper.spawn(&mut command).expect("cat");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+            .expect("read");
+        let status = exited.blocking_recv().expect("exit status");
+        assert!(status.success(), "{status:?}");
+        let caps = read_capabilities(&stdout);
         let before =
             read_capabilities(&std::fs::read_to_string("/proc/self/status").expect("own status"));
         let dropped = (1u64 << cap::SYS_BOOT) | (1u64 << cap::SYS_MODULE);
