@@ -41,7 +41,8 @@ use super::controllers::{self, observer::load_or_create_node_id, observer::Resou
 use super::pki::WorkerRetry;
 use super::runtime::{BoxFuture, ControlError, MachineStage, NodeObserver, ServiceControl};
 use super::sequencer::control::{start_power_sequence, Controls};
-use super::sequencer::sequences::{self, FinalAction, Node, NodeOptions};
+use super::sequencer::node::{FinalAction, Node, NodeOptions};
+use super::sequencer::sequences;
 use super::sequencer::Sequence;
 use super::services::ServiceSource;
 use super::supervisor::node::{networkd, node_services, NodeParams};

@@ -12,6 +12,7 @@ use crate::init::acquire::MaintenanceFn;
 use crate::init::runtime::{
     ApplyRequest, BoxFuture, ConfigControl, ControlError, PowerControl, PowerRequest,
 };
+use crate::init::sequencer::node;
 use std::time::Instant;
 use talos::api::machine as pb;
 
@@ -278,7 +279,7 @@ async fn container_node_boots_serves_the_api_and_shuts_down() {
         .await
         .expect("in time")
         .expect("join");
-    assert_eq!(action, FinalAction::Exit(sequences::EXIT_POWER_OFF));
+    assert_eq!(action, FinalAction::Exit(node::EXIT_POWER_OFF));
     assert!(h.services.calls().contains(&"stop_all".to_string()));
     assert!(!h.socket.exists());
 }
@@ -300,7 +301,7 @@ async fn reset_wipes_state_and_var_then_reboots() {
         .await
         .expect("in time")
         .expect("join");
-    assert_eq!(action, FinalAction::Exit(sequences::EXIT_REBOOT));
+    assert_eq!(action, FinalAction::Exit(node::EXIT_REBOOT));
     assert!(!h.dir.path().join("system/state/config.yaml").exists());
     assert!(!h.dir.path().join("var/lib").exists());
     assert!(
@@ -386,7 +387,7 @@ async fn apply_modes() {
         .await
         .expect("in time")
         .expect("join");
-    assert_eq!(action, FinalAction::Exit(sequences::EXIT_REBOOT));
+    assert_eq!(action, FinalAction::Exit(node::EXIT_REBOOT));
 }
 
 #[tokio::test]

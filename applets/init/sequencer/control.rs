@@ -21,7 +21,8 @@ use talos::api::machine::apply_configuration_request::Mode as ApplyMode;
 use talos::config::Config;
 use talos::errors::chain;
 
-use super::sequences::{self, Node, WipeTarget};
+use super::node::Node;
+use super::sequences::{self, WipeTarget};
 use super::{Phase, Sequence};
 use crate::init::acquire::{parse_and_validate, persist};
 use crate::init::runtime::{

@@ -17,6 +17,7 @@
 //! `ConfigControl`) in [`control`].
 
 pub mod control;
+pub mod node;
 pub mod sequences;
 
 use std::future::Future;
