@@ -45,7 +45,9 @@ use super::sequencer::node::{FinalAction, Node, NodeOptions};
 use super::sequencer::sequences;
 use super::sequencer::Sequence;
 use super::services::ServiceSource;
-use super::supervisor::node::{networkd, node_services, NodeParams};
+use super::supervisor::node::{
+    containerd, etcd, networkd, node_services, trustd, AddressesFn, NodeParams, CONTAINERD_BIN,
+};
 use super::supervisor::{Runner, ServiceSpec};
 use super::supervisor::{State as ServiceState, Supervisor, SupervisorOptions};
 
@@ -157,6 +159,31 @@ fn wire_node(
     platform: &str,
     privileged: bool,
 ) -> anyhow::Result<(NodeServices, talos::resources::controller::Runtime)> {
+    let (supervisor, params) = new_supervisor(exe, socket, logs, events, privileged)?;
+    register_node_services(&supervisor, &params);
+    // Off the container platform the node brings its own network and extension layer (in a
+    // container the provisioner sets up eth0 from the host side, as Docker does for Talos).
+    let extensions = if platform == "container" {
+        false
+    } else {
+        start_networkd(&supervisor, &params);
+        start_containerd(&supervisor, &params)
+    };
+    publish_service_changes(&supervisor, resources.clone());
+    let runtime = start_controllers(resources, platform, privileged);
+    let catalog = service_catalog(&params, extensions);
+    Ok((NodeServices::new(supervisor, catalog), runtime))
+}
+
+/// The supervisor (in machined's cgroup hierarchy when privileged) and the parameters of the
+/// node's services.
+fn new_supervisor(
+    exe: PathBuf,
+    socket: PathBuf,
+    logs: Arc<LogBuffers>,
+    events: Arc<EventBus>,
+    privileged: bool,
+) -> anyhow::Result<(Supervisor, NodeParams)> {
     let cgroup_root = if privileged {
         talos::sys::cgroup::detect_root(std::path::Path::new("/sys/fs/cgroup"))
     } else {
@@ -176,60 +203,66 @@ fn wire_node(
     params.unprivileged = privileged;
     params.namespaces = privileged;
     params.cgroups = cgroup_root.is_some();
-    // trustd is registered when the sequencer starts it (control planes only), so workers
-    // list it as Talos's do: not at all.
-    for spec in node_services(&params, false) {
+    Ok((supervisor, params))
+}
+
+/// Registers the services every node runs, and machined itself (Talos's StartMachined):
+/// Running at once, healthy as soon as its socket accepts. trustd is registered when the
+/// sequencer starts it (control planes only), so workers list it as Talos's do: not at all.
+fn register_node_services(supervisor: &Supervisor, params: &NodeParams) {
+    for spec in node_services(params, false) {
         supervisor.register(spec);
     }
-    // machined itself is a service too (Talos's StartMachined): Running at once, healthy as
-    // soon as its socket accepts.
     let sup = supervisor.clone();
     tokio::spawn(async move {
         if let Err(e) = sup.start("machined").await {
             tracing::warn!("registering machined as a service: {e}");
         }
     });
-    // Off the container platform nobody configures the network for us: networkd brings
-    // loopback up and runs DHCP on the physical links (the container provisioner sets up eth0
-    // from the host side instead, as Docker does for Talos).
-    if platform != "container" {
-        let mut spec = networkd(&params);
-        if let Runner::Process(p) = &mut spec.runner {
-            p.args = vec![
-                "--machined-socket".into(),
-                params.machined_socket.display().to_string(),
-            ];
+}
+
+/// Starts `id` without waiting for it; a failure is logged.
+fn start_in_background(supervisor: &Supervisor, id: &'static str) {
+    let sup = supervisor.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sup.start(id).await {
+            tracing::error!("starting {id}: {e}");
         }
-        supervisor.register(spec);
-        let sup = supervisor.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sup.start("networkd").await {
-                tracing::error!("starting networkd: {e}");
-            }
-        });
+    });
+}
+
+/// networkd: brings loopback up and runs DHCP on the physical links (nobody else configures
+/// the network off the container platform).
+fn start_networkd(supervisor: &Supervisor, params: &NodeParams) {
+    let mut spec = networkd(params);
+    if let Runner::Process(p) = &mut spec.runner {
+        p.args = vec![
+            "--machined-socket".into(),
+            params.machined_socket.display().to_string(),
+        ];
     }
-    // The extension layer (metal images) brings containerd and etcd. containerd starts early,
-    // as Talos's does (before the config: maintenance mode has it too); etcd is registered
-    // when a control plane's Boot starts it.
-    let extensions = platform != "container"
-        && std::path::Path::new(super::supervisor::node::CONTAINERD_BIN).exists();
-    if extensions {
-        supervisor.register(super::supervisor::node::containerd(&params));
-        let sup = supervisor.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sup.start("containerd").await {
-                tracing::error!("starting containerd: {e}");
-            }
-        });
-    } else if platform != "container" {
+    supervisor.register(spec);
+    start_in_background(supervisor, "networkd");
+}
+
+/// containerd, from the extension layer (metal images), started early as Talos's is (before
+/// the config: maintenance mode has it too). Returns whether the extension layer is there
+/// (etcd comes with it).
+fn start_containerd(supervisor: &Supervisor, params: &NodeParams) -> bool {
+    if !std::path::Path::new(CONTAINERD_BIN).exists() {
         tracing::info!(
-            "no extension layer ({} missing): containerd and etcd are not available",
-            super::supervisor::node::CONTAINERD_BIN
+            "no extension layer ({CONTAINERD_BIN} missing): containerd and etcd are not available"
         );
+        return false;
     }
-    // Services resources follow the supervisor's state changes.
+    supervisor.register(containerd(params));
+    start_in_background(supervisor, "containerd");
+    true
+}
+
+/// Keeps the `Services` resources in step with the supervisor's state changes.
+fn publish_service_changes(supervisor: &Supervisor, resources: talos::resources::State) {
     let mut changes = supervisor.subscribe();
-    let state = resources.clone();
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
@@ -237,7 +270,7 @@ fn wire_node(
                 Ok(change) => {
                     let running = change.state == ServiceState::Running;
                     if let Err(e) = controllers::publish_service(
-                        &state,
+                        &resources,
                         &change.id,
                         running,
                         change.healthy,
@@ -253,15 +286,28 @@ fn wire_node(
             }
         }
     });
+}
+
+/// The resource controllers, with the node's identity (persisted on a privileged node).
+fn start_controllers(
+    resources: talos::resources::State,
+    platform: &str,
+    privileged: bool,
+) -> talos::resources::controller::Runtime {
     let state_dir = std::path::Path::new("/system/state");
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
-    // Services only some nodes run wait in the catalog until the sequencer first starts them
-    // (so a worker does not list trustd or etcd, as Talos's do not).
-    let mut catalog = vec![super::supervisor::node::trustd(&params)];
+    runtime
+}
+
+/// Services only some nodes run: they wait in the catalog until the sequencer first starts
+/// them (so a worker does not list trustd or etcd, as Talos's do not). etcd needs the
+/// extension layer.
+fn service_catalog(params: &NodeParams, extensions: bool) -> Vec<ServiceSpec> {
+    let mut catalog = vec![trustd(params)];
     if extensions {
-        let addresses: super::supervisor::node::AddressesFn = Arc::new(|| {
+        let addresses: AddressesFn = Arc::new(|| {
             super::maintenance::reachable_addresses(std::net::IpAddr::V4(
                 std::net::Ipv4Addr::UNSPECIFIED,
             ))
@@ -269,9 +315,9 @@ fn wire_node(
             .map(ToString::to_string)
             .collect()
         });
-        catalog.push(super::supervisor::node::etcd(&params, addresses));
+        catalog.push(etcd(params, addresses));
     }
-    Ok((NodeServices::new(supervisor, catalog), runtime))
+    catalog
 }
 
 /// The supervisor as the sequencer sees it, with a catalog of services that only some nodes
@@ -578,18 +624,7 @@ fn run(
             return crash;
         }
     };
-    let listen = match cli.listen.parse() {
-        Ok(addr) => addr,
-        Err(e) => {
-            tracing::error!(
-                "invalid --listen {:?}: {e}; using 0.0.0.0:50000",
-                cli.listen
-            );
-            SocketAddr::from(([0, 0, 0, 0], 50000))
-        }
-    };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/sbin/init"));
-    let root = PathBuf::from("/");
     let events = Arc::new(EventBus::default());
     let resources = api::cosi::new_state();
     let wired = runtime.block_on(async {
@@ -612,18 +647,7 @@ fn run(
     };
     let ctx = BootContext {
         socket: cli.socket.clone(),
-        options: NodeOptions {
-            root,
-            mount_pseudo: is_pid1,
-            set_hostname: is_pid1,
-            chown_pki: is_pid1,
-            maintenance_listen: listen,
-            maintenance: acquire::real_maintenance(Arc::clone(&logs), Some(resources.clone())),
-            service_timeout: SERVICE_TIMEOUT,
-            worker_retry: WorkerRetry::default(),
-            trustd_endpoints: None,
-            shutdown_action: PowerAction::shutdown_from_kernel_arg(cmdline.get("talos.shutdown")),
-        },
+        options: node_options(cli, &logs, &resources, cmdline, is_pid1),
         platform,
         logs,
         events,
@@ -632,28 +656,53 @@ fn run(
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
-            let observer = Arc::new(ResourceObserver::new(resources.clone()));
-            let action = boot(
-                ctx,
-                Arc::new(supervisor.clone()),
-                Arc::new(supervisor.supervisor.clone()),
-                observer,
-            )
-            .await;
+            let observer = Arc::new(ResourceObserver::new(resources));
+            let services = Arc::new(supervisor.supervisor.clone());
+            let action = boot(ctx, Arc::new(supervisor), services, observer).await;
             controllers.stop().await;
             action
         })
     }));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(action) => action,
-        Err(_) => {
-            tracing::error!("machined panicked; {crash:?}");
-            if crash != FinalAction::Exit(1) {
-                std::thread::sleep(FATAL_REBOOT_DELAY);
-            }
-            crash
+    result.unwrap_or_else(|_| {
+        tracing::error!("machined panicked; {crash:?}");
+        if crash != FinalAction::Exit(1) {
+            std::thread::sleep(FATAL_REBOOT_DELAY);
         }
+        crash
+    })
+}
+
+/// The node's settings on a real node (PID 1 mounts, names the host and hands PKI files to
+/// the services' users; tests use other settings).
+fn node_options(
+    cli: &super::Cli,
+    logs: &Arc<LogBuffers>,
+    resources: &talos::resources::State,
+    cmdline: &Cmdline,
+    is_pid1: bool,
+) -> NodeOptions {
+    let maintenance_listen = match cli.listen.parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::error!(
+                "invalid --listen {:?}: {e}; using 0.0.0.0:50000",
+                cli.listen
+            );
+            SocketAddr::from(([0, 0, 0, 0], 50000))
+        }
+    };
+    NodeOptions {
+        root: PathBuf::from("/"),
+        mount_pseudo: is_pid1,
+        set_hostname: is_pid1,
+        chown_pki: is_pid1,
+        maintenance_listen,
+        maintenance: acquire::real_maintenance(Arc::clone(logs), Some(resources.clone())),
+        service_timeout: SERVICE_TIMEOUT,
+        worker_retry: WorkerRetry::default(),
+        trustd_endpoints: None,
+        shutdown_action: PowerAction::shutdown_from_kernel_arg(cmdline.get("talos.shutdown")),
     }
 }
 
