@@ -42,15 +42,21 @@ pub enum ControlError {
     Internal(String),
 }
 
+impl talos::errors::GrpcCode for ControlError {
+    fn code(&self) -> tonic::Code {
+        match self {
+            ControlError::NotFound(_) => tonic::Code::NotFound,
+            ControlError::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            ControlError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
+            ControlError::Unimplemented(_) => tonic::Code::Unimplemented,
+            ControlError::Internal(_) => tonic::Code::Internal,
+        }
+    }
+}
+
 impl From<ControlError> for tonic::Status {
     fn from(e: ControlError) -> Self {
-        match e {
-            ControlError::NotFound(m) => tonic::Status::not_found(m),
-            ControlError::InvalidArgument(m) => tonic::Status::invalid_argument(m),
-            ControlError::FailedPrecondition(m) => tonic::Status::failed_precondition(m),
-            ControlError::Unimplemented(m) => tonic::Status::unimplemented(m),
-            ControlError::Internal(m) => tonic::Status::internal(m),
-        }
+        talos::errors::status(&e)
     }
 }
 
