@@ -181,11 +181,8 @@ pub fn resource_yaml_value(r: &cosi::Resource) -> Result<Value, ResourceError> {
     if let Some(md) = v.get_mut("metadata").and_then(Value::as_mapping_mut) {
         for key in ["created", "updated"] {
             if let Some(slot) = md.get_mut(key) {
-                if let Value::String(t) = slot.clone() {
-                    *slot = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
-                        tag: serde_yaml::value::Tag::new(crate::config::types::PLAIN_TAG),
-                        value: Value::String(t),
-                    }));
+                if let Value::String(t) = slot {
+                    *slot = crate::yaml::plain(std::mem::take(t));
                 }
             }
         }
