@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
+use talos::duration::parse_duration_or_seconds;
 use talos::errors::chain;
 use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig, ServerTls};
 
@@ -72,57 +73,21 @@ pub struct Cli {
     pub check_ext_key_usage: bool,
 
     /// One-to-many calls: how long each node may take (e.g. 30s, 500ms, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_or_seconds)]
     pub node_timeout: Duration,
 
     /// How often to check the PKI directory and the interface addresses for changes.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_or_seconds)]
     pub pki_poll_interval: Duration,
 
     /// Lifetime of the certificates apid issues itself when the PKI directory has `ca.key`.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration_or_seconds)]
     pub cert_ttl: Duration,
 
     /// An extra name or IP address for the self-issued server certificate
     /// (`machine.certSANs`). Repeatable.
     #[arg(long, value_name = "NAME_OR_IP")]
     pub cert_san: Vec<String>,
-}
-
-/// Parses `1h2m3s`, `30s`, `500ms`, `2m`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err("empty duration".to_owned());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m or h)"))?;
-        let (number, tail) = rest.split_at(digits);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 1m"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
-        };
-        total += Duration::from_secs_f64(value * scale);
-        rest = tail;
-    }
-    Ok(total)
 }
 
 /// Entry point of the `apid` applet.
@@ -300,16 +265,16 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("10").is_ok());
+        assert_eq!(parse_duration_or_seconds("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration_or_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration_or_seconds("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration_or_seconds("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration_or_seconds("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration_or_seconds("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration_or_seconds("").is_err());
+        assert!(parse_duration_or_seconds("5x").is_err());
+        assert!(parse_duration_or_seconds("s").is_err());
+        assert!(parse_duration_or_seconds("10").is_ok());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `apply-config`: send a machine config to nodes (ApplyConfiguration).
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use talos::api::machine as pb;
 
-use super::logs::parse_go_duration;
 use super::session::{self, NodeErrors, Session};
 use super::Global;
 
@@ -32,8 +33,8 @@ pub struct ApplyArgs {
     #[arg(short = 'i', long)]
     insecure: bool,
     /// The config will be rolled back after specified timeout (if try mode is selected).
-    #[arg(long, default_value = "1m")]
-    timeout: String,
+    #[arg(long, default_value = "1m", value_parser = talos::duration::parse_duration)]
+    timeout: Duration,
 }
 
 /// Maps a `--mode` value to the API enum.
@@ -62,7 +63,6 @@ pub fn run(args: ApplyArgs, global: &Global) -> anyhow::Result<()> {
         }
     }
     let mode = parse_mode(&args.mode)?;
-    let timeout = parse_go_duration(&args.timeout)?;
     let Some(file) = &args.file else {
         anyhow::bail!("no filename supplied for configuration: use --file");
     };
@@ -89,10 +89,7 @@ pub fn run(args: ApplyArgs, global: &Global) -> anyhow::Result<()> {
             data,
             mode: mode as i32,
             dry_run: args.dry_run,
-            try_mode_timeout: Some(prost_types::Duration {
-                seconds: timeout,
-                nanos: 0,
-            }),
+            try_mode_timeout: Some(prost_types::Duration::try_from(args.timeout)?),
         };
         let resp = s
             .client

@@ -1,7 +1,6 @@
 //! Text output helpers matching talosctl's: Go `text/tabwriter` alignment (padding 3, spaces),
-//! go-humanize sizes and relative times, Go duration and file mode strings.
-
-use std::fmt::Write as _;
+//! go-humanize sizes and relative times, and Go file mode strings (Go durations are
+//! [`talos::duration::GoDuration`]).
 
 /// Column aligner with the semantics of Go's `tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)`:
 /// cells are tab-terminated; the text after the last tab of a line is not part of a column;
@@ -216,25 +215,6 @@ pub fn humanize_time(seconds_ago: i64) -> String {
     format!("{n} {unit} {suffix}")
 }
 
-/// Go's `time.Duration.String()` for a whole number of seconds: `0s`, `42s`, `5m0s`, `1h2m3s`.
-pub fn go_duration(seconds: i64) -> String {
-    let neg = seconds < 0;
-    let s = seconds.unsigned_abs();
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
-    if h > 0 {
-        let _ = write!(out, "{h}h{m}m{sec}s");
-    } else if m > 0 {
-        let _ = write!(out, "{m}m{sec}s");
-    } else {
-        let _ = write!(out, "{sec}s");
-    }
-    out
-}
-
 /// Go's `os.FileMode.String()` (the mode travels in Go's bit layout).
 pub fn go_file_mode(mode: u32) -> String {
     const LETTERS: &[u8] = b"dalTLDpSugct?";
@@ -309,9 +289,9 @@ mod tests {
         assert_eq!(humanize_time(30), "30 seconds ago");
         assert_eq!(humanize_time(3 * 3600), "3 hours ago");
         assert_eq!(humanize_time(-90), "1 minute from now");
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(300), "5m0s");
-        assert_eq!(go_duration(3723), "1h2m3s");
+        assert_eq!(talos::duration::signed_seconds(0), "0s");
+        assert_eq!(talos::duration::signed_seconds(300), "5m0s");
+        assert_eq!(talos::duration::signed_seconds(3723), "1h2m3s");
         assert_eq!(go_file_mode(0o755 | 1 << 31), "drwxr-xr-x");
         assert_eq!(go_file_mode(0o644), "-rw-r--r--");
         assert_eq!(go_file_mode(0o777 | 1 << 27), "Lrwxrwxrwx");

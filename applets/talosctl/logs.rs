@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prost::Message as _;
@@ -47,14 +48,24 @@ pub struct EventsArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     tail: i32,
     /// Show events for the past duration interval (one second resolution, default is to show no history).
-    #[arg(long)]
-    duration: Option<String>,
+    #[arg(long, value_parser = talos::duration::parse_duration)]
+    duration: Option<Duration>,
     /// Show events after the specified event ID (default is to show no history).
     #[arg(long)]
     since: Option<String>,
     /// Filter events by the specified actor ID (default is no filter).
     #[arg(long)]
     actor_id: Option<String>,
+}
+
+impl EventsArgs {
+    /// `--duration` in whole seconds (0 without it).
+    fn tail_seconds(&self) -> anyhow::Result<i32> {
+        match self.duration {
+            Some(d) => i32::try_from(d.as_secs()).context("--duration is too long"),
+            None => Ok(0),
+        }
+    }
 }
 
 fn stream_failed(e: &tonic::Status) -> Option<anyhow::Error> {
@@ -206,41 +217,6 @@ pub fn logs(args: LogsArgs, global: &Global) -> anyhow::Result<()> {
     })
 }
 
-/// Parses a Go duration (`90s`, `10m`, `1h30m`, `1.5h`) into whole seconds.
-pub fn parse_go_duration(text: &str) -> anyhow::Result<i64> {
-    let bad = || anyhow::anyhow!("invalid duration {text:?}: expected e.g. 30s, 10m, 1h30m");
-    let mut rest = text.trim();
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(total as i64)
-}
-
 fn enum_name<E: TryFrom<i32>>(value: i32, name: impl Fn(&E) -> &'static str) -> String {
     E::try_from(value)
         .map(|e| name(&e))
@@ -320,10 +296,7 @@ fn describe_event(data: &prost_types::Any) -> anyhow::Result<Option<(String, Str
 
 /// Runs `events`.
 pub fn events(args: EventsArgs, global: &Global) -> anyhow::Result<()> {
-    let tail_seconds = match &args.duration {
-        Some(d) => i32::try_from(parse_go_duration(d)?).context("--duration is too long")?,
-        None => 0,
-    };
+    let tail_seconds = args.tail_seconds()?;
     session::runtime()?.block_on(async {
         let s = Session::open(global, None).await?;
         let mut stream = s
@@ -383,12 +356,22 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("90s").unwrap(), 90);
-        assert_eq!(parse_go_duration("1h30m").unwrap(), 5400);
-        assert_eq!(parse_go_duration("1.5h").unwrap(), 5400);
-        assert_eq!(parse_go_duration("0").unwrap(), 0);
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("5d").is_err());
+        #[derive(clap::Parser)]
+        struct Events {
+            #[command(flatten)]
+            args: EventsArgs,
+        }
+        let tail = |d: &str| {
+            <Events as clap::Parser>::try_parse_from(["events", "--duration", d])
+                .map_err(|e| e.to_string())
+                .and_then(|e| e.args.tail_seconds().map_err(|e| e.to_string()))
+        };
+        assert_eq!(tail("90s").unwrap(), 90);
+        assert_eq!(tail("1h30m").unwrap(), 5400);
+        assert_eq!(tail("1.5h").unwrap(), 5400);
+        assert_eq!(tail("0").unwrap(), 0);
+        assert!(tail("10").is_err());
+        assert!(tail("5d").is_err());
     }
 
     #[test]

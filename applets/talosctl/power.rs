@@ -26,7 +26,7 @@ pub struct WaitArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     wait: bool,
     /// Time to wait for the operation to complete.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, default_value = "30m", value_parser = talos::duration::parse_duration)]
     timeout: Duration,
     /// Debug operation from kernel logs (accepted for compatibility; progress is always shown).
     #[arg(long)]
@@ -76,13 +76,6 @@ pub struct ResetArgs {
     wipe_mode: String,
     #[command(flatten)]
     wait: WaitArgs,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let secs = super::logs::parse_go_duration(s).map_err(|e| e.to_string())?;
-    u64::try_from(secs)
-        .map(Duration::from_secs)
-        .map_err(|_| format!("invalid duration {s:?}: must not be negative"))
 }
 
 /// What the node is expected to do after the request.

@@ -2,7 +2,7 @@
 
 use talos::api::machine as pb;
 
-use super::format::{go_duration, TabWriter};
+use super::format::TabWriter;
 use super::session::{self, NodeErrors, Session};
 use super::Global;
 
@@ -23,7 +23,7 @@ fn ago(ts: Option<&prost_types::Timestamp>) -> String {
             - (i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
         i64::try_from((nanos + 500_000_000).div_euclid(1_000_000_000)).unwrap_or_default()
     });
-    go_duration(secs)
+    talos::duration::signed_seconds(secs)
 }
 
 fn health(svc: &pb::ServiceInfo) -> &'static str {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{GoDuration, PortRange};
+use super::types::PortRange;
+use crate::duration::GoDuration;
 
 fn api_version() -> String {
     "v1alpha1".to_string()

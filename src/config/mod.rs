@@ -22,7 +22,7 @@ pub use documents::{
     NetworkDefaultActionConfig, NetworkRuleConfig, RulePortSelector, SideroLinkConfig,
     WatchdogTimerConfig,
 };
-pub use types::{DiskSize, FileMode, GoDuration, PortRange};
+pub use types::{DiskSize, FileMode, PortRange};
 pub use v1alpha1::*;
 pub use validate::{Mode, ValidationError, ValidationErrors, Warning};
 

@@ -1,154 +1,12 @@
-//! Small value types with Talos's own YAML encoding: Go durations, human-readable disk sizes,
-//! octal file modes and port ranges.
+//! Small value types with Talos's own YAML encoding: human-readable disk sizes, octal file modes
+//! and port ranges (Go durations are [`crate::duration::GoDuration`]).
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Variant name that makes the Talos emitter write a string as a plain (unquoted) scalar.
-pub(crate) const PLAIN_TAG: &str = "talos-plain-scalar";
-
-/// A duration written the way Go's `time.Duration` prints (`1m0s`, `8760h0m0s`, `1.5s`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GoDuration(pub Duration);
-
-impl GoDuration {
-    /// True for a zero duration (Go's `omitempty`).
-    pub fn is_zero(&self) -> bool {
-        self.0.is_zero()
-    }
-
-    /// Parses Go duration syntax (`300ms`, `1.5h`, `2h45m`); negative values are rejected.
-    pub fn parse(text: &str) -> Result<GoDuration, String> {
-        let bad = || format!("invalid duration {text:?}");
-        let mut s = text.strip_prefix('+').unwrap_or(text);
-        if s.starts_with('-') {
-            return Err(format!("negative duration {text:?} is not allowed"));
-        }
-        if s == "0" {
-            return Ok(GoDuration(Duration::ZERO));
-        }
-        if s.is_empty() {
-            return Err(bad());
-        }
-        let mut total: f64 = 0.0;
-        let mut nanos: u128 = 0;
-        while !s.is_empty() {
-            let num_len = s
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(s.len());
-            if num_len == 0 {
-                return Err(bad());
-            }
-            let (num, rest) = s.split_at(num_len);
-            if num == "." {
-                return Err(bad());
-            }
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
-            let (unit, rest) = rest.split_at(unit_len);
-            let scale: u128 = match unit {
-                "ns" => 1,
-                "us" | "µs" | "μs" => 1_000,
-                "ms" => 1_000_000,
-                "s" => 1_000_000_000,
-                "m" => 60_000_000_000,
-                "h" => 3_600_000_000_000,
-                "" => return Err(format!("missing unit in duration {text:?}")),
-                _ => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
-            };
-            match num.split_once('.') {
-                None => {
-                    let n: u128 = num.parse().map_err(|_| bad())?;
-                    nanos = n
-                        .checked_mul(scale)
-                        .and_then(|v| v.checked_add(nanos))
-                        .ok_or_else(bad)?;
-                }
-                Some(_) => {
-                    let n: f64 = num.parse().map_err(|_| bad())?;
-                    total += n * scale as f64;
-                }
-            }
-            s = rest;
-        }
-        let all = nanos + total.round() as u128;
-        if all > u128::from(i64::MAX as u64) {
-            return Err(format!("duration {text:?} is too large"));
-        }
-        Ok(GoDuration(Duration::from_nanos(all as u64)))
-    }
-}
-
-impl fmt::Display for GoDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.as_nanos();
-        if n == 0 {
-            return f.write_str("0s");
-        }
-        // Below one second Go switches to the largest fitting small unit.
-        let frac = |value: u128, unit: u128| -> String {
-            let whole = value / unit;
-            let rest = value % unit;
-            if rest == 0 {
-                return whole.to_string();
-            }
-            let width = unit.to_string().len() - 1;
-            let digits = format!("{rest:0width$}");
-            format!("{whole}.{}", digits.trim_end_matches('0'))
-        };
-        if n < 1_000 {
-            return write!(f, "{n}ns");
-        }
-        if n < 1_000_000 {
-            return write!(f, "{}µs", frac(n, 1_000));
-        }
-        if n < 1_000_000_000 {
-            return write!(f, "{}ms", frac(n, 1_000_000));
-        }
-        let secs_total = n / 1_000_000_000;
-        let sub = n % 1_000_000_000;
-        let hours = secs_total / 3600;
-        let mins = (secs_total % 3600) / 60;
-        let secs = secs_total % 60;
-        if hours > 0 {
-            write!(f, "{hours}h")?;
-        }
-        if hours > 0 || mins > 0 {
-            write!(f, "{mins}m")?;
-        }
-        write!(
-            f,
-            "{}s",
-            frac(u128::from(secs as u64) * 1_000_000_000 + sub, 1_000_000_000)
-        )
-    }
-}
-
-impl Serialize for GoDuration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for GoDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = GoDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"5m\" or \"8760h\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<GoDuration, E> {
-                GoDuration::parse(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
+use crate::yaml::PLAIN_TAG;
 
 /// A disk size in bytes, written human-readable (`10 GB`) when that is exact, else as a number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -365,27 +223,6 @@ impl<'de> Deserialize<'de> for PortRange {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        for (text, out) in [
-            ("1m", "1m0s"),
-            ("8760h", "8760h0m0s"),
-            ("90s", "1m30s"),
-            ("1.5s", "1.5s"),
-            ("300ms", "300ms"),
-            ("1h30m", "1h30m0s"),
-            ("0", "0s"),
-            ("10s", "10s"),
-            ("2us", "2µs"),
-        ] {
-            let d = GoDuration::parse(text).expect(text);
-            assert_eq!(d.to_string(), out, "{text}");
-        }
-        assert!(GoDuration::parse("10").is_err());
-        assert!(GoDuration::parse("x").is_err());
-        assert!(GoDuration::parse("-1s").is_err());
-    }
 
     #[test]
     fn disk_sizes() {

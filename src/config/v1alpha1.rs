@@ -9,7 +9,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-use super::types::{DiskSize, FileMode, GoDuration};
+use super::types::{DiskSize, FileMode};
+use crate::duration::GoDuration;
 
 /// A string-keyed map kept in input order (written sorted, as Go does).
 pub type StringMap = IndexMap<String, String>;

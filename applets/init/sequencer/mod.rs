@@ -189,26 +189,20 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-/// Go-style short durations for log lines: `850µs`, `12ms`, `1.234s`, `2m3.5s`.
+/// A phase or sequence duration for log lines, as Go prints it (`850µs`, `12ms`, `1.234s`,
+/// `2m3.5s`): to the microsecond below a millisecond, truncated to the millisecond below a
+/// second, else rounded to the millisecond.
 pub fn fmt_duration(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros < 1000 {
-        format!("{micros}µs")
-    } else if micros < 1_000_000 {
-        format!("{}ms", micros / 1000)
-    } else if d.as_secs() < 60 {
-        let s = format!("{:.3}", d.as_secs_f64());
-        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
-    } else {
-        let secs = d.as_secs_f64();
-        let minutes = (secs / 60.0).floor();
-        let rest = format!("{:.3}", secs - minutes * 60.0);
-        format!(
-            "{}m{}s",
-            minutes as u64,
-            rest.trim_end_matches('0').trim_end_matches('.')
-        )
-    }
+    let shown = match micros {
+        0..1_000 => micros,
+        1_000..1_000_000 => micros / 1_000 * 1_000,
+        _ => (micros + 500) / 1_000 * 1_000,
+    };
+    talos::duration::GoDuration(Duration::from_micros(
+        u64::try_from(shown).unwrap_or(u64::MAX),
+    ))
+    .to_string()
 }
 
 impl Sequencer {

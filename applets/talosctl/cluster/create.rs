@@ -51,7 +51,7 @@ pub struct CreateArgs {
           default_missing_value = "true", value_name = "BOOL")]
     pub wait: bool,
     /// Timeout to wait for the cluster to be ready.
-    #[arg(long, default_value = "20m", value_parser = crate::apid::parse_duration)]
+    #[arg(long, default_value = "20m", value_parser = talos::duration::parse_duration)]
     pub wait_timeout: Duration,
     /// Patch generated machineconfigs (applied to all node types), use @file to read a patch from file.
     #[arg(long)]

@@ -53,7 +53,7 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
     /// How long nodes get to stop after SIGTERM before they are killed.
-    #[arg(long, default_value = "30s", value_parser = crate::apid::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = talos::duration::parse_duration)]
     pub grace: Duration,
 }
 
