@@ -70,7 +70,6 @@ impl GoDuration {
         }
         Ok(GoDuration(Duration::from_nanos(nanos)))
     }
-
 }
 
 /// [`GoDuration::parse`] as a [`std::time::Duration`]: the `value_parser` of duration flags.
@@ -390,8 +389,14 @@ mod tests {
             ("16h", 16 * HOUR),
             ("3h30m", 3 * HOUR + 30 * MINUTE),
             ("10.5s4m", 4 * MINUTE + 10 * SECOND + 500 * MILLISECOND),
-            ("1h2m3s4ms5us6ns", HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5_006),
-            ("39h9m14.425s", 39 * HOUR + 9 * MINUTE + 14 * SECOND + 425 * MILLISECOND),
+            (
+                "1h2m3s4ms5us6ns",
+                HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5_006,
+            ),
+            (
+                "39h9m14.425s",
+                39 * HOUR + 9 * MINUTE + 14 * SECOND + 425 * MILLISECOND,
+            ),
             ("52763797000ns", 52_763_797_000),
             ("0.3333333333333333333h", 20 * MINUTE),
             ("9007199254740993ns", (1 << 53) + 1),
@@ -485,7 +490,16 @@ mod tests {
             let d: GoDuration = text.parse().expect(text);
             assert_eq!(d.to_string(), text);
         }
-        for n in [1, 999, 1_000, 1_234_567, SECOND - 1, SECOND, 61 * SECOND + 1, 3 * HOUR + 7] {
+        for n in [
+            1,
+            999,
+            1_000,
+            1_234_567,
+            SECOND - 1,
+            SECOND,
+            61 * SECOND + 1,
+            3 * HOUR + 7,
+        ] {
             let d = nanos(n);
             assert_eq!(d.to_string().parse::<GoDuration>(), Ok(d), "{n}");
         }
@@ -507,7 +521,10 @@ mod tests {
     #[test]
     fn seconds_or_go() {
         assert_eq!(parse_duration_or_seconds("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration_or_seconds(" 30s "), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            parse_duration_or_seconds(" 30s "),
+            Ok(Duration::from_secs(30))
+        );
         assert!(parse_duration_or_seconds("").is_err());
         assert!(parse_duration_or_seconds("5x").is_err());
         assert!(parse_duration("7").is_err());
@@ -528,9 +545,13 @@ mod tests {
         let d: GoDuration = serde_yaml::from_str("2m").expect("duration");
         assert_eq!(d, nanos(2 * MINUTE));
         assert_eq!(serde_yaml::to_string(&d).expect("yaml"), "2m0s\n");
-        let e = serde_yaml::from_str::<GoDuration>("10").unwrap_err().to_string();
+        let e = serde_yaml::from_str::<GoDuration>("10")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("time: missing unit in duration \"10\""), "{e}");
-        let e = serde_yaml::from_str::<GoDuration>("[1]").unwrap_err().to_string();
+        let e = serde_yaml::from_str::<GoDuration>("[1]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected a duration such as"), "{e}");
     }
 }

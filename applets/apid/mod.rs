@@ -265,12 +265,27 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration_or_seconds("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration_or_seconds("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration_or_seconds("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration_or_seconds("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_duration_or_seconds("30s"),
+            Ok(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_duration_or_seconds("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration_or_seconds("1m30s"),
+            Ok(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration_or_seconds("2h"),
+            Ok(Duration::from_secs(7200))
+        );
         assert_eq!(parse_duration_or_seconds("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration_or_seconds("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration_or_seconds("1.5s"),
+            Ok(Duration::from_millis(1500))
+        );
         assert!(parse_duration_or_seconds("").is_err());
         assert!(parse_duration_or_seconds("5x").is_err());
         assert!(parse_duration_or_seconds("s").is_err());
