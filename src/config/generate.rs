@@ -323,7 +323,6 @@ impl<'a> Generator<'a> {
     }
 
     fn machine(&self, kind: MachineType) -> MachineConfig {
-        let c = self.opts.contract;
         let certs = &self.secrets.certs;
         let ca = match kind {
             MachineType::ControlPlane => PemEncodedCertificateAndKey {
@@ -336,6 +335,29 @@ impl<'a> Generator<'a> {
             },
         };
 
+        let mut machine = MachineConfig {
+            machine_type: kind.as_str().to_string(),
+            token: self.secrets.trustdinfo.token.clone(),
+            ca: Some(ca),
+            cert_sans: self.machine_cert_sans(),
+            kubelet: Some(self.kubelet()),
+            network: Some(self.machine_network()),
+            install: Some(InstallConfig {
+                disk: self.opts.install_disk.clone(),
+                image: self.opts.install_image.clone(),
+                wipe: Some(false),
+                ..InstallConfig::default()
+            }),
+            features: Some(self.features()),
+            ..MachineConfig::default()
+        };
+        machine.registries.mirrors = self.registry_mirrors();
+        machine
+    }
+
+    /// `machine.features`: what each version contract turned on by default.
+    fn features(&self) -> FeaturesConfig {
+        let c = self.opts.contract;
         let mut features = FeaturesConfig::default();
         if c.greater(VersionContract::V0_10) {
             features.rbac = Some(true);
@@ -361,7 +383,12 @@ impl<'a> Generator<'a> {
                 ..HostDns::default()
             });
         }
+        features
+    }
 
+    /// `machine.kubelet`: the image and the contract's defaults.
+    fn kubelet(&self) -> KubeletConfig {
+        let c = self.opts.contract;
         let mut kubelet = KubeletConfig {
             image: image(KUBELET_IMAGE, &self.opts.kubernetes_version),
             ..KubeletConfig::default()
@@ -372,7 +399,11 @@ impl<'a> Generator<'a> {
         if c.greater(VersionContract::V1_2) {
             kubelet.disable_manifests_directory = Some(true);
         }
+        kubelet
+    }
 
+    /// `machine.network`: KubeSpan when asked for.
+    fn machine_network(&self) -> NetworkConfig {
         let mut network = NetworkConfig::default();
         if self.opts.kubespan {
             network.kubespan = Some(NetworkKubeSpan {
@@ -380,7 +411,13 @@ impl<'a> Generator<'a> {
                 ..NetworkKubeSpan::default()
             });
         }
+        network
+    }
 
+    /// `machine.registries.mirrors`: the `--registry-mirror` flags, plus the k8s.gcr.io mirror
+    /// of the 1.2 contract; keys sorted as Go writes maps.
+    fn registry_mirrors(&self) -> IndexMap<String, RegistryMirrorConfig> {
+        let c = self.opts.contract;
         let mut mirrors: IndexMap<String, RegistryMirrorConfig> = IndexMap::new();
         for (host, endpoint) in &self.opts.registry_mirrors {
             // A later flag for the same host replaces the earlier one, as in Talos.
@@ -405,25 +442,7 @@ impl<'a> Generator<'a> {
         }
         // Go writes map keys sorted.
         mirrors.sort_by(|a, _, b, _| crate::yaml::go_key_cmp(a, b));
-
-        let mut machine = MachineConfig {
-            machine_type: kind.as_str().to_string(),
-            token: self.secrets.trustdinfo.token.clone(),
-            ca: Some(ca),
-            cert_sans: self.machine_cert_sans(),
-            kubelet: Some(kubelet),
-            network: Some(network),
-            install: Some(InstallConfig {
-                disk: self.opts.install_disk.clone(),
-                image: self.opts.install_image.clone(),
-                wipe: Some(false),
-                ..InstallConfig::default()
-            }),
-            features: Some(features),
-            ..MachineConfig::default()
-        };
-        machine.registries.mirrors = mirrors;
-        machine
+        mirrors
     }
 
     /// SANs of the Talos API certificate: the additional SANs (older contracts without dynamic
@@ -466,24 +485,6 @@ impl<'a> Generator<'a> {
         let c = self.opts.contract;
         let s = self.secrets;
         let kv = &self.opts.kubernetes_version;
-        let mut cert_sans = vec![endpoint_hostname(&self.opts.endpoint)];
-        cert_sans.extend(self.machine_cert_sans());
-
-        let mut api_server = ApiServerConfig {
-            image: image(APISERVER_IMAGE, kv),
-            cert_sans,
-            ..ApiServerConfig::default()
-        };
-        if c.greater(VersionContract::V1_0) {
-            api_server.admission_control = vec![pod_security_admission()];
-        }
-        if c.greater(VersionContract::V1_2) {
-            api_server.audit_policy = default_audit_policy();
-        }
-        if c.greater(VersionContract::V0_14) {
-            api_server.disable_pod_security_policy = Some(true);
-        }
-
         let mut cluster =
             ClusterConfig {
                 id: s.cluster.id.clone(),
@@ -510,7 +511,7 @@ impl<'a> Generator<'a> {
                     .k8sserviceaccount
                     .as_ref()
                     .map(|k| PemEncodedKey { key: b64(&k.key) }),
-                api_server: Some(api_server),
+                api_server: Some(self.api_server()),
                 controller_manager: Some(ControllerManagerConfig {
                     image: image(CONTROLLER_MANAGER_IMAGE, kv),
                     ..ControllerManagerConfig::default()
@@ -544,6 +545,31 @@ impl<'a> Generator<'a> {
                 s.secrets.aescbcencryptionsecret.clone().unwrap_or_default();
         }
         cluster
+    }
+
+    /// `cluster.apiServer` of a control plane: image, SANs, and the contract's admission and
+    /// audit defaults.
+    fn api_server(&self) -> ApiServerConfig {
+        let c = self.opts.contract;
+        let kv = &self.opts.kubernetes_version;
+        let mut cert_sans = vec![endpoint_hostname(&self.opts.endpoint)];
+        cert_sans.extend(self.machine_cert_sans());
+
+        let mut api_server = ApiServerConfig {
+            image: image(APISERVER_IMAGE, kv),
+            cert_sans,
+            ..ApiServerConfig::default()
+        };
+        if c.greater(VersionContract::V1_0) {
+            api_server.admission_control = vec![pod_security_admission()];
+        }
+        if c.greater(VersionContract::V1_2) {
+            api_server.audit_policy = default_audit_policy();
+        }
+        if c.greater(VersionContract::V0_14) {
+            api_server.disable_pod_security_policy = Some(true);
+        }
+        api_server
     }
 
     fn worker_cluster(&self) -> ClusterConfig {
