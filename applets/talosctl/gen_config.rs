@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
+use talos::client::talosconfig::TalosConfig;
 use talos::config::comments::{to_yaml_with_comments, CommentOptions};
 use talos::config::generate::{
     validate_endpoint, GenerateOptions, Generator, MachineType, DEFAULT_DNS_DOMAIN,
@@ -237,7 +238,8 @@ pub fn run(args: GenConfigArgs, _global: &super::Global) -> anyhow::Result<()> {
         ));
     }
     if types.contains("talosconfig") {
-        let talosconfig = generator.talosconfig()?;
+        let talosconfig =
+            TalosConfig::generate(&opts.cluster_name, &opts.talos_endpoints, &secrets)?;
         outputs.push((
             paths.talosconfig.clone(),
             talosconfig.to_yaml()?.into_bytes(),

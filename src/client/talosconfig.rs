@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::fsutil::{write_atomic, WriteError, WriteOptions};
+use crate::secrets::Bundle;
 
 /// Environment variable naming the talosconfig file.
 pub const TALOSCONFIG_ENV: &str = "TALOSCONFIG";
@@ -44,6 +46,9 @@ pub enum TalosConfigError {
         #[source]
         source: serde_yaml::Error,
     },
+    /// The admin client certificate of a generated talosconfig could not be made.
+    #[error("cannot create the talosconfig client certificate")]
+    ClientCert(#[source] crate::secrets::PkiError),
     /// The config could not be encoded.
     #[error("cannot encode talosconfig")]
     Encode(#[source] crate::yaml::YamlError),
@@ -274,6 +279,30 @@ impl TalosConfig {
             context: name.to_string(),
             contexts: BTreeMap::from([(name.to_string(), context)]),
         }
+    }
+
+    /// The talosconfig `gen config` writes: one context named `cluster_name` with `endpoints`,
+    /// the OS CA of `secrets` and an admin client certificate it signs (valid one year).
+    pub fn generate(
+        cluster_name: &str,
+        endpoints: &[String],
+        secrets: &Bundle,
+    ) -> Result<Self, TalosConfigError> {
+        let (crt, key) = secrets
+            .admin_client_cert(
+                &[crate::secrets::DEFAULT_ADMIN_ROLE],
+                crate::secrets::CLIENT_CERT_VALIDITY,
+            )
+            .map_err(TalosConfigError::ClientCert)?;
+        let b64 = |pem: &[u8]| base64::engine::general_purpose::STANDARD.encode(pem);
+        let context = Context {
+            endpoints: endpoints.to_vec(),
+            ca: b64(&secrets.certs.os.crt),
+            crt: b64(&crt),
+            key: b64(&key),
+            ..Context::default()
+        };
+        Ok(TalosConfig::new(cluster_name, context))
     }
 
     /// Parses talosconfig YAML, upgrading deprecated fields.

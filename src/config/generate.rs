@@ -17,8 +17,7 @@ use super::v1alpha1::{
     V1Alpha1Config,
 };
 use super::{AdmissionPluginConfig, Config, ConfigError, Document};
-use crate::client::talosconfig::{Context, TalosConfig};
-use crate::secrets::{Bundle, PkiError, VersionContract};
+use crate::secrets::{Bundle, VersionContract};
 
 /// Image repositories of the components (the tag is the Kubernetes version).
 const KUBELET_IMAGE: &str = "ghcr.io/siderolabs/kubelet";
@@ -37,8 +36,6 @@ pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_CONTROL_PLANE_PORT: u16 = 6443;
 /// KubePrism's default local port.
 const KUBE_PRISM_PORT: i64 = 7445;
-/// Validity of the talosconfig client certificate (1 year).
-const CLIENT_CERT_TTL: time::Duration = crate::secrets::CLIENT_CERT_VALIDITY;
 
 const IPV4_POD_NET: &str = "10.244.0.0/16";
 const IPV4_SERVICE_NET: &str = "10.96.0.0/12";
@@ -54,9 +51,6 @@ pub enum GenerateError {
     /// A `--registry-mirror` value is not `host=url`.
     #[error("invalid registry mirror spec: {0:?} (expected <registry host>=<mirror URL>)")]
     RegistryMirror(String),
-    /// Creating the talosconfig client certificate failed.
-    #[error("cannot create the talosconfig client certificate")]
-    ClientCert(#[source] PkiError),
     /// Encoding the result failed.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -606,22 +600,6 @@ impl<'a> Generator<'a> {
             cluster: Some(cluster),
         };
         Ok(Config::new(vec![Document::V1Alpha1(Box::new(doc))])?)
-    }
-
-    /// The talosconfig: one context named after the cluster with an admin client certificate.
-    pub fn talosconfig(&self) -> Result<TalosConfig, GenerateError> {
-        let (crt, key) = self
-            .secrets
-            .admin_client_cert(&[crate::secrets::DEFAULT_ADMIN_ROLE], CLIENT_CERT_TTL)
-            .map_err(GenerateError::ClientCert)?;
-        let context = Context {
-            endpoints: self.opts.talos_endpoints.clone(),
-            ca: b64(&self.secrets.certs.os.crt),
-            crt: b64(&crt),
-            key: b64(&key),
-            ..Context::default()
-        };
-        Ok(TalosConfig::new(&self.opts.cluster_name, context))
     }
 }
 

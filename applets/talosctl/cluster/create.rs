@@ -186,7 +186,8 @@ pub fn run(
     )?;
     let w_config = apply_patches(w_config, &all, "worker config")?;
     let w_config = apply_patches(w_config, &worker_patches, "worker config")?;
-    let mut new_talosconfig = generator.talosconfig()?;
+    let mut new_talosconfig =
+        talosconfig::TalosConfig::generate(&opts.cluster_name, &opts.talos_endpoints, &secrets)?;
 
     // From here on everything made is recorded in the state and torn down on failure.
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
