@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::cert::{CertParams, CertificateAuthority, ExtKeyUsage, KeyUsage, CA_VALIDITY};
+use super::cert::{CertificateAuthority, CA_VALIDITY};
 use super::contract::VersionContract;
 use super::key::{KeyAlgorithm, PrivateKey};
+use super::params::{CertParams, ExtKeyUsage, KeyUsage};
 use super::{random, Certificate, PkiError};
 use crate::fsutil::{self, WriteError, WriteOptions};
 

@@ -3,207 +3,25 @@
 //! BasicConstraints / SubjectKeyId (SHA-1 of the key, CAs only) / AuthorityKeyId / SAN, in
 //! that order.
 
-use std::net::IpAddr;
-
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::csr::CertificateRequest;
 use super::der;
 use super::key::{KeyAlgorithm, PrivateKey, PEM_CERTIFICATE};
+use super::params::{CertParams, ExtKeyUsage, KeyUsage};
 use super::PkiError;
 
-const OID_ORGANIZATION: &[u64] = &[2, 5, 4, 10];
-const OID_COMMON_NAME: &[u64] = &[2, 5, 4, 3];
 const OID_KEY_USAGE: &[u64] = &[2, 5, 29, 15];
 const OID_EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 const OID_BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
 const OID_SUBJECT_KEY_ID: &[u64] = &[2, 5, 29, 14];
 const OID_AUTHORITY_KEY_ID: &[u64] = &[2, 5, 29, 35];
-pub(crate) const OID_SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
 
 /// Validity of every CA Talos generates: 87600 hours (ten years of 365 days).
 pub const CA_VALIDITY: time::Duration = time::Duration::hours(87_600);
 /// Default validity of talosconfig client certificates: 8760 hours (one year).
 pub const CLIENT_CERT_VALIDITY: time::Duration = time::Duration::hours(8_760);
-
-/// X.509 KeyUsage bits, numbered as Go's `x509.KeyUsage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct KeyUsage(pub u16);
-
-impl KeyUsage {
-    /// digitalSignature.
-    pub const DIGITAL_SIGNATURE: Self = Self(1 << 0);
-    /// keyEncipherment.
-    pub const KEY_ENCIPHERMENT: Self = Self(1 << 2);
-    /// keyCertSign.
-    pub const CERT_SIGN: Self = Self(1 << 5);
-    /// cRLSign.
-    pub const CRL_SIGN: Self = Self(1 << 6);
-
-    /// Both sets of bits.
-    #[must_use]
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
-    /// Whether every bit of `other` is set.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The BIT STRING as Go writes it: bits in ASN.1 order, trailing zero bits dropped.
-    fn encode(self) -> Vec<u8> {
-        let a = [
-            (self.0 as u8).reverse_bits(),
-            ((self.0 >> 8) as u8).reverse_bits(),
-        ];
-        let bytes: &[u8] = if a[1] != 0 { &a } else { &a[..1] };
-        let last = bytes[bytes.len() - 1];
-        let unused = if last == 0 {
-            0
-        } else {
-            last.trailing_zeros() as u8
-        };
-        let mut body = vec![unused];
-        body.extend_from_slice(bytes);
-        der::tlv(der::tag::BIT_STRING, &body)
-    }
-}
-
-/// X.509 extended key usages Talos uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExtKeyUsage {
-    /// id-kp-serverAuth.
-    ServerAuth,
-    /// id-kp-clientAuth.
-    ClientAuth,
-}
-
-impl ExtKeyUsage {
-    fn oid(self) -> &'static [u64] {
-        match self {
-            Self::ServerAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 1],
-            Self::ClientAuth => &[1, 3, 6, 1, 5, 5, 7, 3, 2],
-        }
-    }
-}
-
-/// What goes into a certificate besides the key: names, validity and usages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertParams {
-    /// Subject CommonName (CSRs and leaf certificates only; Talos never sets it on CAs).
-    pub common_name: Option<String>,
-    /// Subject Organization values (for client certificates: the roles).
-    pub organizations: Vec<String>,
-    /// DNS subject alternative names.
-    pub dns_names: Vec<String>,
-    /// IP subject alternative names.
-    pub ip_addresses: Vec<IpAddr>,
-    /// Start of validity.
-    pub not_before: OffsetDateTime,
-    /// End of validity.
-    pub not_after: OffsetDateTime,
-    /// KeyUsage bits of a leaf certificate (CAs always get CertSign + DigitalSignature).
-    pub key_usage: KeyUsage,
-    /// Extended key usages of a leaf certificate (CAs always get ServerAuth + ClientAuth).
-    pub ext_key_usage: Vec<ExtKeyUsage>,
-}
-
-impl CertParams {
-    /// Talos's defaults: valid from `not_before` for `ttl`, DigitalSignature, ServerAuth + ClientAuth.
-    pub fn new(not_before: OffsetDateTime, ttl: time::Duration) -> Self {
-        Self {
-            common_name: None,
-            organizations: Vec::new(),
-            dns_names: Vec::new(),
-            ip_addresses: Vec::new(),
-            not_before,
-            not_after: not_before + ttl,
-            key_usage: KeyUsage::DIGITAL_SIGNATURE,
-            ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
-        }
-    }
-
-    /// Sets the organizations.
-    #[must_use]
-    pub fn organizations<S: Into<String>>(mut self, orgs: impl IntoIterator<Item = S>) -> Self {
-        self.organizations = orgs.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets the IP addresses.
-    #[must_use]
-    pub fn ip_addresses(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.ip_addresses = ips.into_iter().collect();
-        self
-    }
-
-    /// Sets the DNS names.
-    #[must_use]
-    pub fn dns_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.dns_names = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets the key usage bits.
-    #[must_use]
-    pub fn key_usage(mut self, ku: KeyUsage) -> Self {
-        self.key_usage = ku;
-        self
-    }
-
-    /// Sets the extended key usages.
-    #[must_use]
-    pub fn ext_key_usage(mut self, eku: impl IntoIterator<Item = ExtKeyUsage>) -> Self {
-        self.ext_key_usage = eku.into_iter().collect();
-        self
-    }
-}
-
-/// Encodes a distinguished name the way Go's `pkix.Name` does for O and CN: all organizations in
-/// one multi-valued RDN, then the common name.
-pub(crate) fn encode_name(organizations: &[String], common_name: Option<&str>) -> Vec<u8> {
-    let mut rdns: Vec<Vec<u8>> = Vec::new();
-    let atv = |oid: &[u64], v: &str| der::sequence(&[&der::oid(oid), &der::directory_string(v)]);
-    if !organizations.is_empty() {
-        rdns.push(der::set_of(
-            organizations
-                .iter()
-                .map(|o| atv(OID_ORGANIZATION, o))
-                .collect(),
-        ));
-    }
-    if let Some(cn) = common_name.filter(|c| !c.is_empty()) {
-        rdns.push(der::set_of(vec![atv(OID_COMMON_NAME, cn)]));
-    }
-    der::tlv(der::tag::SEQUENCE, &rdns.concat())
-}
-
-pub(crate) fn encode_san(dns_names: &[String], ips: &[IpAddr]) -> Vec<u8> {
-    let mut names = Vec::new();
-    for d in dns_names {
-        names.extend(der::tlv(0x82, d.as_bytes()));
-    }
-    for ip in ips {
-        match ip {
-            IpAddr::V4(v4) => names.extend(der::tlv(0x87, &v4.octets())),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => names.extend(der::tlv(0x87, &v4.octets())),
-                None => names.extend(der::tlv(0x87, &v6.octets())),
-            },
-        }
-    }
-    der::tlv(der::tag::SEQUENCE, &names)
-}
-
-pub(crate) fn extension(oid: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
-    if critical {
-        der::sequence(&[&der::oid(oid), &der::bool_true(), &der::octet_string(value)])
-    } else {
-        der::sequence(&[&der::oid(oid), &der::octet_string(value)])
-    }
-}
 
 /// SHA-1 over the subjectPublicKey bits, Go's (and RFC 5280 method 1) key identifier.
 fn key_identifier(spki: &[u8]) -> Result<Vec<u8>, PkiError> {
@@ -251,23 +69,23 @@ fn build(tbs: &ToBeSigned<'_>, issuer: &Issuer<'_>) -> Result<Certificate, PkiEr
         (p.key_usage, p.ext_key_usage.clone())
     };
     if ku.0 != 0 {
-        exts.push(extension(OID_KEY_USAGE, true, &ku.encode()));
+        exts.push(der::extension(OID_KEY_USAGE, true, &ku.encode()));
     }
     if !eku.is_empty() {
         let oids: Vec<u8> = eku.iter().flat_map(|e| der::oid(e.oid())).collect();
-        exts.push(extension(
+        exts.push(der::extension(
             OID_EXT_KEY_USAGE,
             false,
             &der::tlv(der::tag::SEQUENCE, &oids),
         ));
     }
     if tbs.is_ca {
-        exts.push(extension(
+        exts.push(der::extension(
             OID_BASIC_CONSTRAINTS,
             true,
             &der::sequence(&[&der::bool_true()]),
         ));
-        exts.push(extension(
+        exts.push(der::extension(
             OID_SUBJECT_KEY_ID,
             false,
             &der::octet_string(&key_identifier(tbs.spki)?),
@@ -275,7 +93,7 @@ fn build(tbs: &ToBeSigned<'_>, issuer: &Issuer<'_>) -> Result<Certificate, PkiEr
     }
     if issuer.subject != tbs.subject {
         if let Some(id) = &issuer.key_id {
-            exts.push(extension(
+            exts.push(der::extension(
                 OID_AUTHORITY_KEY_ID,
                 false,
                 &der::sequence(&[&der::tlv(0x80, id)]),
@@ -285,10 +103,10 @@ fn build(tbs: &ToBeSigned<'_>, issuer: &Issuer<'_>) -> Result<Certificate, PkiEr
     if !p.dns_names.is_empty() || !p.ip_addresses.is_empty() {
         // Go marks SAN critical when the subject is empty (RFC 5280 4.2.1.6).
         let empty_subject = tbs.subject == [0x30, 0x00];
-        exts.push(extension(
-            OID_SUBJECT_ALT_NAME,
+        exts.push(der::extension(
+            der::OID_SUBJECT_ALT_NAME,
             empty_subject,
-            &encode_san(&p.dns_names, &p.ip_addresses),
+            &der::subject_alt_name(&p.dns_names, &p.ip_addresses),
         ));
     }
 
@@ -431,7 +249,7 @@ impl CertificateAuthority {
     /// A self-signed CA for an existing key (see [`CertificateAuthority::generate`]).
     pub fn self_signed(key: PrivateKey, params: &CertParams) -> Result<Self, PkiError> {
         let spki = key.public_key_info()?;
-        let subject = encode_name(&params.organizations, None);
+        let subject = der::name(&params.organizations, None);
         let tbs = ToBeSigned {
             subject: subject.clone(),
             spki: &spki,
@@ -472,7 +290,7 @@ impl CertificateAuthority {
         params: &CertParams,
     ) -> Result<Certificate, PkiError> {
         let tbs = ToBeSigned {
-            subject: encode_name(&params.organizations, params.common_name.as_deref()),
+            subject: der::name(&params.organizations, params.common_name.as_deref()),
             spki,
             params,
             is_ca: false,
@@ -521,25 +339,6 @@ mod tests {
 
     fn now() -> OffsetDateTime {
         time::macros::datetime!(2024-04-01 12:00:00 UTC)
-    }
-
-    #[test]
-    fn key_usage_bits_encode_like_go() {
-        let ca = KeyUsage::CERT_SIGN.union(KeyUsage::DIGITAL_SIGNATURE);
-        assert_eq!(ca.encode(), vec![0x03, 0x02, 0x02, 0x84]);
-        assert_eq!(
-            KeyUsage::DIGITAL_SIGNATURE.encode(),
-            vec![0x03, 0x02, 0x07, 0x80]
-        );
-    }
-
-    #[test]
-    fn names_group_organizations_in_one_rdn() {
-        let n = encode_name(&["os:reader".into(), "os:admin".into()], None);
-        let (_, parsed) = x509_parser::x509::X509Name::from_der(&n).unwrap();
-        assert_eq!(parsed.iter_rdn().count(), 1);
-        assert_eq!(parsed.iter_organization().count(), 2);
-        assert_eq!(encode_name(&[], None), vec![0x30, 0x00]);
     }
 
     #[test]

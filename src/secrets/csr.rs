@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
-use super::cert::{encode_name, encode_san, extension, CertParams, OID_SUBJECT_ALT_NAME};
 use super::der;
 use super::key::{PrivateKey, PEM_CERTIFICATE_REQUEST};
+use super::params::CertParams;
 use super::PkiError;
 
 const OID_EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
@@ -37,14 +37,14 @@ pub struct CsrInfo {
 impl CertificateRequest {
     /// Creates a CSR signed by `key` with the names in `params` (validity and usages are ignored).
     pub fn new(key: &PrivateKey, params: &CertParams) -> Result<Self, PkiError> {
-        let subject = encode_name(&params.organizations, params.common_name.as_deref());
+        let subject = der::name(&params.organizations, params.common_name.as_deref());
         let attributes = if params.dns_names.is_empty() && params.ip_addresses.is_empty() {
             Vec::new()
         } else {
-            let san = extension(
-                OID_SUBJECT_ALT_NAME,
+            let san = der::extension(
+                der::OID_SUBJECT_ALT_NAME,
                 false,
-                &encode_san(&params.dns_names, &params.ip_addresses),
+                &der::subject_alt_name(&params.dns_names, &params.ip_addresses),
             );
             let exts = der::sequence(&[&san]);
             der::sequence(&[&der::oid(OID_EXTENSION_REQUEST), &der::set_of(vec![exts])])

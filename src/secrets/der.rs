@@ -1,6 +1,9 @@
-//! A minimal DER writer: just the ASN.1 shapes X.509 certificates and CSRs need.
+//! A minimal DER writer: just the ASN.1 shapes X.509 certificates and CSRs need, and the X.509
+//! pieces both build from (names, subject alternative names, extensions).
 //!
 //! Values are built bottom-up as byte vectors; `tlv` wraps contents in a tag and a definite length.
+
+use std::net::IpAddr;
 
 /// ASN.1 universal tags used here.
 pub(crate) mod tag {
@@ -164,9 +167,65 @@ pub(crate) fn time(t: time::OffsetDateTime) -> Vec<u8> {
     }
 }
 
+// ---- X.509 building blocks shared by certificates and CSRs -----------------------------------
+
+/// id-at-organizationName.
+const OID_ORGANIZATION: &[u64] = &[2, 5, 4, 10];
+/// id-at-commonName.
+const OID_COMMON_NAME: &[u64] = &[2, 5, 4, 3];
+/// id-ce-subjectAltName.
+pub(crate) const OID_SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+
+/// Encodes a distinguished name the way Go's `pkix.Name` does for O and CN: all organizations in
+/// one multi-valued RDN, then the common name.
+pub(crate) fn name(organizations: &[String], common_name: Option<&str>) -> Vec<u8> {
+    let mut rdns: Vec<Vec<u8>> = Vec::new();
+    let atv = |arcs: &[u64], v: &str| sequence(&[&oid(arcs), &directory_string(v)]);
+    if !organizations.is_empty() {
+        rdns.push(set_of(
+            organizations
+                .iter()
+                .map(|o| atv(OID_ORGANIZATION, o))
+                .collect(),
+        ));
+    }
+    if let Some(cn) = common_name.filter(|c| !c.is_empty()) {
+        rdns.push(set_of(vec![atv(OID_COMMON_NAME, cn)]));
+    }
+    tlv(tag::SEQUENCE, &rdns.concat())
+}
+
+/// A SubjectAltName extension value: DNS names, then IP addresses (IPv4-mapped IPv6 as IPv4).
+pub(crate) fn subject_alt_name(dns_names: &[String], ips: &[IpAddr]) -> Vec<u8> {
+    let mut names = Vec::new();
+    for d in dns_names {
+        names.extend(tlv(0x82, d.as_bytes()));
+    }
+    for ip in ips {
+        match ip {
+            IpAddr::V4(v4) => names.extend(tlv(0x87, &v4.octets())),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => names.extend(tlv(0x87, &v4.octets())),
+                None => names.extend(tlv(0x87, &v6.octets())),
+            },
+        }
+    }
+    tlv(tag::SEQUENCE, &names)
+}
+
+/// One X.509 extension: its OID, the critical flag when set, and the DER value.
+pub(crate) fn extension(arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
+    if critical {
+        sequence(&[&oid(arcs), &bool_true(), &octet_string(value)])
+    } else {
+        sequence(&[&oid(arcs), &octet_string(value)])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn lengths_use_short_and_long_forms() {
@@ -207,5 +266,14 @@ mod tests {
         assert_eq!(time(t), tlv(tag::UTC_TIME, b"231012104609Z"));
         let t = time::macros::datetime!(2050-01-01 00:00:00 UTC);
         assert_eq!(time(t), tlv(tag::GENERALIZED_TIME, b"20500101000000Z"));
+    }
+
+    #[test]
+    fn names_group_organizations_in_one_rdn() {
+        let n = name(&["os:reader".into(), "os:admin".into()], None);
+        let (_, parsed) = x509_parser::x509::X509Name::from_der(&n).unwrap();
+        assert_eq!(parsed.iter_rdn().count(), 1);
+        assert_eq!(parsed.iter_organization().count(), 2);
+        assert_eq!(name(&[], None), vec![0x30, 0x00]);
     }
 }

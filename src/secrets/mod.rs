@@ -16,22 +16,21 @@ mod csr;
 mod der;
 mod import;
 mod key;
+mod params;
 pub mod random;
 
 pub use bundle::{
     Bundle, BundleError, CertAndKey, Certs, ClusterInfo, KeyOnly, Secrets, TrustdInfo,
     DEFAULT_ADMIN_ROLE,
 };
-pub use cert::{
-    CertParams, Certificate, CertificateAuthority, ExtKeyUsage, KeyUsage, CA_VALIDITY,
-    CLIENT_CERT_VALIDITY,
-};
+pub use cert::{Certificate, CertificateAuthority, CA_VALIDITY, CLIENT_CERT_VALIDITY};
 pub use contract::{ContractParseError, VersionContract};
 pub use csr::{CertificateRequest, CsrInfo};
 pub use key::{
     KeyAlgorithm, PrivateKey, PEM_CERTIFICATE, PEM_CERTIFICATE_REQUEST, PEM_EC_PRIVATE,
     PEM_ED25519_PRIVATE, PEM_RSA_PRIVATE, RSA_BITS,
 };
+pub use params::{CertParams, ExtKeyUsage, KeyUsage};
 
 /// Errors of the PKI primitives.
 #[derive(Debug, thiserror::Error)]
