@@ -19,26 +19,6 @@ pub struct VersionArgs {
     insecure: bool,
 }
 
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-/// The client's own version, in the server's message shape.
-pub fn client_version() -> pb::VersionInfo {
-    pb::VersionInfo {
-        tag: talos::version::TALOS_VERSION.into(),
-        sha: option_env!("TALOS_GIT_SHA").unwrap_or_default().into(),
-        built: String::new(),
-        go_version: format!("talos-rs {}", talos::version::PKG_VERSION),
-        os: std::env::consts::OS.into(),
-        arch: go_arch().into(),
-    }
-}
-
 /// Talos's long version block (tab-indented lines).
 pub fn long_version(v: &pb::VersionInfo) -> String {
     format!(
@@ -53,7 +33,7 @@ pub fn run(args: VersionArgs, global: &Global) -> anyhow::Result<()> {
     if args.short {
         println!("Talos {}", talos::version::TALOS_VERSION);
     } else {
-        print!("{}", long_version(&client_version()));
+        print!("{}", long_version(&talos::version::version_info()));
     }
     if args.client {
         return Ok(());

@@ -7,29 +7,6 @@ use tonic::{Request, Response, Status};
 
 use crate::init::api::{blocking, called, sys_status, Machined};
 
-/// `GOARCH` naming of the architecture, as Talos reports it.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        other => other,
-    }
-}
-
-/// The version facts of this build.
-pub fn version_info() -> pb::VersionInfo {
-    pb::VersionInfo {
-        tag: talos::version::TALOS_VERSION.into(),
-        sha: option_env!("TALOS_GIT_SHA").unwrap_or_default().into(),
-        built: String::new(),
-        go_version: format!("talos-rs {}", talos::version::PKG_VERSION),
-        os: std::env::consts::OS.into(),
-        arch: go_arch().into(),
-    }
-}
-
 fn mem_info(m: &procfs::MemInfo) -> pb::MemInfo {
     pb::MemInfo {
         memtotal: m.get("MemTotal"),
@@ -196,7 +173,7 @@ pub async fn version(
     Ok(Response::new(pb::VersionResponse {
         messages: vec![pb::Version {
             metadata: None,
-            version: Some(version_info()),
+            version: Some(talos::version::version_info()),
             platform: Some(pb::PlatformInfo {
                 name: state.platform.name.clone(),
                 mode: state.platform.mode.clone(),
