@@ -13,7 +13,7 @@
 //! - Mapping keys are written in the order of the value tree (insertion order); the typed config
 //!   model sorts free-form maps itself with [`go_key_less`] to match Go's map ordering.
 //!
-//! The module is split along its seams: [`order`] sorts map keys the Go way, `resolve` decides
+//! The module is split along its seams: `order` sorts map keys the Go way, `resolve` decides
 //! how a scalar must be written to read back as itself, and `emitter` lays out the text.
 
 mod emitter;

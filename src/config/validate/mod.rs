@@ -1,7 +1,6 @@
 //! Validation of a machine config for a platform mode, following Talos 1.7's rules (as run by
 //! `talosctl validate`, i.e. without probing local disks). All problems are collected; each names
 //! the key path it is about. With `strict`, warnings are reported as errors.
-
 //!
 //! The checks are split by config section (`machine`, `cluster`, `network`, `install`, and the
 //! typed `documents`); [`Config::validate`] runs them in one fixed order, which is the order of
