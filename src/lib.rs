@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod constants;
 pub mod duration;
 pub mod errors;
 pub mod events;

@@ -13,25 +13,23 @@
 //! first, so the PKI poll in [`super::pki`] reloads them like certificates written by machined.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use talos::auth::pki_dir::{
+    PkiDir, CA_CRT, CA_KEY, CLIENT_CRT, CLIENT_KEY, SERVER_CRT, SERVER_KEY,
+};
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::secrets::{CertParams, Certificate, CertificateAuthority, ExtKeyUsage, KeyUsage};
 use time::OffsetDateTime;
 
-use super::pki;
-
-/// The OS CA key in the PKI directory.
-pub const CA_KEY: &str = "ca.key";
 /// Organization (role) of the forwarding certificate.
 pub const IMPERSONATOR: &str = "os:impersonator";
 
 /// Issues apid's certificates from the OS CA when its key is in the PKI directory.
 #[derive(Debug, Clone)]
 pub struct SelfIssuer {
-    dir: PathBuf,
+    dir: PkiDir,
     ttl: Duration,
     extra_sans: Vec<String>,
 }
@@ -76,7 +74,7 @@ impl Sans {
 
 impl SelfIssuer {
     /// Issues into `dir`, certificates valid for `ttl`, with `extra_sans` besides the node's names.
-    pub fn new(dir: PathBuf, ttl: Duration, extra_sans: Vec<String>) -> Self {
+    pub fn new(dir: PkiDir, ttl: Duration, extra_sans: Vec<String>) -> Self {
         SelfIssuer {
             dir,
             ttl,
@@ -84,13 +82,9 @@ impl SelfIssuer {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
     /// Whether this node may issue (the directory holds the OS CA key).
     pub fn enabled(&self) -> bool {
-        self.path(CA_KEY).exists()
+        self.dir.ca_key().exists()
     }
 
     /// Issues new certificates when `ca.key` is present and the server certificate is missing,
@@ -106,34 +100,31 @@ impl SelfIssuer {
 
     fn needs_refresh(&self, now: OffsetDateTime) -> bool {
         let fresh = |crt: &str, key: &str| -> Option<bool> {
-            if !self.path(key).exists() {
+            if !self.dir.file(key).exists() {
                 return None;
             }
-            let cert = Certificate::from_pem(&std::fs::read(self.path(crt)).ok()?).ok()?;
+            let cert = Certificate::from_pem(&std::fs::read(self.dir.file(crt)).ok()?).ok()?;
             let parsed = cert.parsed().ok()?;
             let not_before = parsed.validity().not_before.to_datetime();
             let not_after = parsed.validity().not_after.to_datetime();
             let half = not_before + (not_after - not_before) / 2;
             Some(now < half)
         };
-        fresh(pki::SERVER_CRT, pki::SERVER_KEY) != Some(true)
-            || fresh(pki::CLIENT_CRT, pki::CLIENT_KEY) != Some(true)
+        fresh(SERVER_CRT, SERVER_KEY) != Some(true) || fresh(CLIENT_CRT, CLIENT_KEY) != Some(true)
     }
 
     fn issue(&self, node_names: &[String], hostname: Option<&str>) -> anyhow::Result<()> {
-        let read = |name: &str| {
-            let path = self.path(name);
+        let read = |path: std::path::PathBuf| {
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
         };
         let ca =
-            CertificateAuthority::from_pem(&read(pki::CA)?, &read(CA_KEY)?).with_context(|| {
-                format!(
-                    "loading the OS CA from {} (first certificate) and {} in {}",
-                    pki::CA,
-                    CA_KEY,
-                    self.dir.display()
-                )
-            })?;
+            CertificateAuthority::from_pem(&read(self.dir.ca_crt())?, &read(self.dir.ca_key())?)
+                .with_context(|| {
+                    format!(
+                        "loading the OS CA from {CA_CRT} (first certificate) and {CA_KEY} in {}",
+                        self.dir.root().display()
+                    )
+                })?;
         let ttl = time::Duration::try_from(self.ttl).context("--cert-ttl is too long")?;
         let base = CertParams {
             common_name: hostname.filter(|h| !h.is_empty()).map(str::to_owned),
@@ -161,15 +152,15 @@ impl SelfIssuer {
         let client_key = client_key.to_pem().context("encoding the client key")?;
         // Keys first: a poll between two writes sees a mismatched pair, fails to load it and
         // keeps the old certificates until the next change.
-        self.write(pki::SERVER_KEY, &server_key)?;
-        self.write(pki::SERVER_CRT, &server_crt.to_pem())?;
-        self.write(pki::CLIENT_KEY, &client_key)?;
-        self.write(pki::CLIENT_CRT, &client_crt.to_pem())?;
+        self.write(SERVER_KEY, &server_key)?;
+        self.write(SERVER_CRT, &server_crt.to_pem())?;
+        self.write(CLIENT_KEY, &client_key)?;
+        self.write(CLIENT_CRT, &client_crt.to_pem())?;
         Ok(())
     }
 
     fn write(&self, name: &str, data: &[u8]) -> anyhow::Result<()> {
-        let path = self.path(name);
+        let path = self.dir.file(name);
         write_atomic(&path, data, WriteOptions::PRIVATE.overwrite(true))
             .with_context(|| format!("writing {}", path.display()))
     }
@@ -214,16 +205,16 @@ mod tests {
             &CertParams::new(now, time::Duration::days(1)).organizations(["talos"]),
         )
         .unwrap();
-        std::fs::write(dir.path().join(pki::CA), ca.cert.to_pem()).unwrap();
+        std::fs::write(dir.path().join(CA_CRT), ca.cert.to_pem()).unwrap();
         let issuer = SelfIssuer::new(
-            dir.path().to_path_buf(),
+            PkiDir::new(dir.path()),
             Duration::from_secs(3600),
             vec!["extra.example".into(), "10.9.9.9".into()],
         );
         let names = vec!["127.0.0.1".to_owned(), "node-1".to_owned()];
         // No CA key: nothing happens.
         assert!(!issuer.refresh(&names, Some("node-1")).unwrap());
-        assert!(!dir.path().join(pki::SERVER_CRT).exists());
+        assert!(!dir.path().join(SERVER_CRT).exists());
 
         std::fs::write(dir.path().join(CA_KEY), ca.key.to_pem().unwrap()).unwrap();
         assert!(issuer.refresh(&names, Some("node-1")).unwrap());
@@ -232,19 +223,19 @@ mod tests {
         assert!(!issuer.needs_refresh(now + time::Duration::minutes(29)));
         assert!(issuer.needs_refresh(now + time::Duration::minutes(31)));
 
-        let server = Certificate::from_pem(&read(dir.path(), pki::SERVER_CRT)).unwrap();
+        let server = Certificate::from_pem(&read(dir.path(), SERVER_CRT)).unwrap();
         let parsed = server.parsed().unwrap();
         let san = parsed.subject_alternative_name().unwrap().unwrap().value;
         let names: Vec<String> = san.general_names.iter().map(|n| n.to_string()).collect();
         assert_eq!(names.len(), 4, "{names:?}");
         let eku = parsed.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && !eku.client_auth);
-        let client = Certificate::from_pem(&read(dir.path(), pki::CLIENT_CRT)).unwrap();
+        let client = Certificate::from_pem(&read(dir.path(), CLIENT_CRT)).unwrap();
         assert_eq!(client.organizations().unwrap(), [IMPERSONATOR]);
         let parsed = client.parsed().unwrap();
         let eku = parsed.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
-        for name in [pki::SERVER_KEY, pki::CLIENT_KEY] {
+        for name in [SERVER_KEY, CLIENT_KEY] {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::metadata(dir.path().join(name))
                 .unwrap()

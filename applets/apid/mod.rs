@@ -30,14 +30,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
+use talos::auth::PkiDir;
+use talos::constants::{APID_LISTEN_ADDRESS, APID_SECRETS_PATH, MACHINE_SOCKET_PATH};
 use talos::duration::parse_duration_or_seconds;
 use talos::errors::chain;
 use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig, ServerTls};
 
-/// machined's API socket on a node.
-pub const DEFAULT_MACHINED_SOCKET: &str = "/system/run/machined/machine.sock";
-/// Where machined puts apid's certificates on a node.
-pub const DEFAULT_PKI_DIR: &str = "/system/secrets/apid";
 /// How long calls in flight may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -46,15 +44,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[command(name = "apid", version = talos::version::TALOS_VERSION)]
 pub struct Cli {
     /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:50000")]
+    #[arg(long, value_name = "ADDR", default_value_t = APID_LISTEN_ADDRESS)]
     pub listen: SocketAddr,
 
     /// machined's API socket.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_MACHINED_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = MACHINE_SOCKET_PATH)]
     pub machined_socket: PathBuf,
 
     /// Directory with ca.crt, server.crt, server.key and optionally client.crt, client.key.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_PKI_DIR)]
+    #[arg(long, value_name = "DIR", default_value = APID_SECRETS_PATH)]
     pub pki_dir: PathBuf,
 
     /// An address or name that means this node (besides its interface addresses and
@@ -147,9 +145,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
-    let issuer = issue::SelfIssuer::new(cli.pki_dir.clone(), cli.cert_ttl, cli.cert_san.clone());
+    let pki_dir = PkiDir::new(&cli.pki_dir);
+    let issuer = issue::SelfIssuer::new(pki_dir.clone(), cli.cert_ttl, cli.cert_san.clone());
     refresh_certificates(&issuer, &node_names(&cli.local_address))?;
-    let pki = pki::Pki::new(cli.pki_dir.clone(), cli.check_ext_key_usage);
+    let pki = pki::Pki::new(pki_dir, cli.check_ext_key_usage);
     let loaded = pki.load()?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
@@ -299,7 +298,7 @@ mod tests {
         assert!(cli.rbac);
         assert!(cli.check_ext_key_usage);
         assert_eq!(cli.node_timeout, Duration::from_secs(30));
-        assert_eq!(cli.machined_socket, PathBuf::from(DEFAULT_MACHINED_SOCKET));
+        assert_eq!(cli.machined_socket, PathBuf::from(MACHINE_SOCKET_PATH));
         assert_eq!(cli.cert_ttl, Duration::from_secs(24 * 3600));
         assert!(cli.cert_san.is_empty());
         let cli = Cli::try_parse_from([

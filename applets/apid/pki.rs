@@ -1,31 +1,22 @@
-//! apid's certificates: loaded from the PKI directory, reloaded when the files change.
+//! apid's certificates: loaded from the PKI directory ([`talos::auth::pki_dir`]), reloaded
+//! when the files change.
 //!
-//! | file | what |
-//! |---|---|
-//! | `ca.crt` | PEM bundle of the CAs whose client certificates are accepted (OS CA + accepted CAs); also verifies other nodes when forwarding |
-//! | `server.crt`, `server.key` | this node's server certificate (refreshed by machined before it expires) |
-//! | `client.crt`, `client.key` | optional `os:impersonator` identity for forwarding to other nodes (control planes only) |
+//! `ca.crt` (the CAs whose client certificates are accepted) also verifies other nodes when
+//! forwarding; `server.crt`/`server.key` are refreshed by machined (or by apid itself,
+//! [`super::issue`]) before they expire; `client.crt`/`client.key`, when present, are the
+//! `os:impersonator` identity for forwarding to other nodes (control planes only).
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use rustls::{ClientConfig, ServerConfig};
+use talos::auth::pki_dir::{PkiDir, CA_CRT, CLIENT_CRT, CLIENT_KEY, SERVER_CRT, SERVER_KEY};
 use talos::auth::tls;
 
-/// File names inside the PKI directory.
-pub const CA: &str = "ca.crt";
-/// Server certificate.
-pub const SERVER_CRT: &str = "server.crt";
-/// Server key.
-pub const SERVER_KEY: &str = "server.key";
-/// Forwarding client certificate.
-pub const CLIENT_CRT: &str = "client.crt";
-/// Forwarding client key.
-pub const CLIENT_KEY: &str = "client.key";
-
-const FILES: [&str; 5] = [CA, SERVER_CRT, SERVER_KEY, CLIENT_CRT, CLIENT_KEY];
+/// The files whose changes apid follows.
+const FILES: [&str; 5] = [CA_CRT, SERVER_CRT, SERVER_KEY, CLIENT_CRT, CLIENT_KEY];
 
 /// What identifies a version of the files: per file, (device, inode, size, mtime) or absent.
 pub type Stamp = Vec<Option<(u64, u64, u64, i64, i64)>>;
@@ -43,7 +34,7 @@ pub struct Loaded {
 /// The PKI directory.
 #[derive(Debug, Clone)]
 pub struct Pki {
-    dir: PathBuf,
+    dir: PkiDir,
     check_ext_key_usage: bool,
 }
 
@@ -62,7 +53,7 @@ fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 impl Pki {
     /// The directory `dir`; `check_ext_key_usage` makes apid accept only client certificates
     /// whose extended key usage is exactly ClientAuth.
-    pub fn new(dir: PathBuf, check_ext_key_usage: bool) -> Self {
+    pub fn new(dir: PkiDir, check_ext_key_usage: bool) -> Self {
         Pki {
             dir,
             check_ext_key_usage,
@@ -74,7 +65,7 @@ impl Pki {
         FILES
             .iter()
             .map(|name| {
-                std::fs::metadata(self.dir.join(name))
+                std::fs::metadata(self.dir.file(name))
                     .ok()
                     .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
             })
@@ -85,23 +76,22 @@ impl Pki {
     pub fn load(&self) -> anyhow::Result<Loaded> {
         // Stamp first: a change during the read is seen by the next poll.
         let stamp = self.stamp();
-        let path = |name: &str| self.dir.join(name);
-        let ca = read(&path(CA))?;
-        let server_crt = read(&path(SERVER_CRT))?;
-        let server_key = read(&path(SERVER_KEY))?;
+        let ca = read(&self.dir.ca_crt())?;
+        let server_crt = read(&self.dir.server_crt())?;
+        let server_key = read(&self.dir.server_key())?;
         let server = tls::server_mtls(&[&ca], &server_crt, &server_key, self.check_ext_key_usage)
             .with_context(|| {
             format!(
                 "building the server TLS configuration from {}, {} and {} in {}",
-                CA,
+                CA_CRT,
                 SERVER_CRT,
                 SERVER_KEY,
-                self.dir.display()
+                self.dir.root().display()
             )
         })?;
         let client = match (
-            read_optional(&path(CLIENT_CRT))?,
-            read_optional(&path(CLIENT_KEY))?,
+            read_optional(&self.dir.client_crt())?,
+            read_optional(&self.dir.client_key())?,
         ) {
             (Some(crt), Some(key)) => Some(Arc::new(tls::client_mtls(&ca, &crt, &key).with_context(
                 || {
@@ -109,18 +99,18 @@ impl Pki {
                         "building the forwarding TLS configuration from {} and {} in {}",
                         CLIENT_CRT,
                         CLIENT_KEY,
-                        self.dir.display()
+                        self.dir.root().display()
                     )
                 },
             )?)),
             (None, None) => None,
             (Some(_), None) => anyhow::bail!(
                 "{} has {CLIENT_CRT} but no {CLIENT_KEY}: give both (forwarding) or neither (no forwarding)",
-                self.dir.display()
+                self.dir.root().display()
             ),
             (None, Some(_)) => anyhow::bail!(
                 "{} has {CLIENT_KEY} but no {CLIENT_CRT}: give both (forwarding) or neither (no forwarding)",
-                self.dir.display()
+                self.dir.root().display()
             ),
         };
         Ok(Loaded {

@@ -44,9 +44,6 @@ use tonic::{Request, Response, Status};
 
 use super::api::{self, Machined, Platform};
 
-/// The Talos API port, where maintenance mode listens too.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50000";
-
 /// The file the applied config is stored in, inside the state directory.
 pub const CONFIG_FILE: &str = "config.yaml";
 
@@ -112,8 +109,9 @@ pub fn main(cli: &super::Cli) -> ExitCode {
 fn options(cli: &super::Cli) -> anyhow::Result<Options> {
     let listen = cli.listen.parse().with_context(|| {
         format!(
-            "invalid --listen {:?}: expected IP:PORT such as {DEFAULT_LISTEN}",
-            cli.listen
+            "invalid --listen {:?}: expected IP:PORT such as {}",
+            cli.listen,
+            talos::constants::APID_LISTEN_ADDRESS
         )
     })?;
     let state_dir = cli

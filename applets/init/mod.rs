@@ -30,12 +30,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use talos::constants::{APID_LISTEN_ADDRESS, MACHINE_SOCKET_PATH};
 use talos::errors::chain;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
-
-/// machined's API socket on a node.
-pub const DEFAULT_SOCKET: &str = "/system/run/machined/machine.sock";
 
 /// How long a graceful shutdown may take before machined exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -53,11 +51,11 @@ pub struct Cli {
     pub maintenance: bool,
 
     /// Address the maintenance API listens on.
-    #[arg(long, value_name = "ADDR", default_value = maintenance::DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR", default_value_t = APID_LISTEN_ADDRESS.to_string())]
     pub listen: String,
 
     /// Unix socket to serve the API on.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = MACHINE_SOCKET_PATH)]
     pub socket: PathBuf,
 
     /// Directory for machined's persistent state (created if missing).

@@ -22,13 +22,13 @@
 //! process-wide reaper) and the resource store with its controllers; [`boot`] takes them as
 //! trait objects so tests can pass doubles.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use talos::constants;
 use talos::errors::chain;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
@@ -185,7 +185,7 @@ fn new_supervisor(
     privileged: bool,
 ) -> anyhow::Result<(Supervisor, NodeParams)> {
     let cgroup_root = if privileged {
-        talos::sys::cgroup::detect_root(std::path::Path::new("/sys/fs/cgroup"))
+        talos::sys::cgroup::detect_root(std::path::Path::new(constants::CGROUP_MOUNT_PATH))
     } else {
         None
     };
@@ -294,7 +294,7 @@ fn start_controllers(
     platform: &str,
     privileged: bool,
 ) -> talos::resources::controller::Runtime {
-    let state_dir = std::path::Path::new("/system/state");
+    let state_dir = std::path::Path::new(constants::STATE_MOUNT_POINT);
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
@@ -686,10 +686,11 @@ fn node_options(
         Ok(addr) => addr,
         Err(e) => {
             tracing::error!(
-                "invalid --listen {:?}: {e}; using 0.0.0.0:50000",
-                cli.listen
+                "invalid --listen {:?}: {e}; using {}",
+                cli.listen,
+                constants::APID_LISTEN_ADDRESS
             );
-            SocketAddr::from(([0, 0, 0, 0], 50000))
+            constants::APID_LISTEN_ADDRESS
         }
     };
     NodeOptions {

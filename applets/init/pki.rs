@@ -4,11 +4,13 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `/system/secrets/apid/ca.crt` | the OS CA (`machine.ca.crt`) followed by `machine.acceptedCAs` |
-//! | `/system/secrets/apid/ca.key` | the OS CA key: apid issues its own server certificate |
-//! | `/system/secrets/trustd/ca.crt`, `ca.key` | the same |
-//! | `/system/secrets/trustd/server.crt`, `server.key` | trustd's TLS certificate, signed by the OS CA, for the node's addresses, hostname, `machine.certSANs` and the control-plane endpoint host |
-//! | `/system/secrets/trustd/token` | `machine.token` (0600) |
+//! | apid's `ca.crt` | the OS CA (`machine.ca.crt`) followed by `machine.acceptedCAs` |
+//! | apid's `ca.key` | the OS CA key: apid issues its own server certificate |
+//! | trustd's `ca.crt`, `ca.key` | the same |
+//! | trustd's `server.crt`, `server.key` | trustd's TLS certificate, signed by the OS CA, for the node's addresses, hostname, `machine.certSANs` and the control-plane endpoint host |
+//! | trustd's `token` | `machine.token` (0600) |
+//!
+//! (The directories and file names: [`talos::auth::pki_dir`].)
 //!
 //! Workers ([`write_worker`]) hold no CA key: they ask trustd on the control plane
 //! (`<cluster.controlPlane.endpoint host>:50001`) for a server certificate with the machine
@@ -24,18 +26,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
-use talos::client::trustd::{request_certificate, CertificateSubject, TRUSTD_PORT};
+use talos::auth::PkiDir;
+use talos::client::trustd::{request_certificate, CertificateSubject};
 use talos::config::{Config, MachineConfig};
+use talos::constants::{APID_USER_ID, TRUSTD_PORT, TRUSTD_USER_ID};
 use talos::errors::chain;
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::secrets::{CertParams, CertificateAuthority, ExtKeyUsage};
-
-/// apid's PKI directory below the root.
-pub const APID_DIR: &str = "system/secrets/apid";
-/// trustd's PKI directory below the root.
-pub const TRUSTD_DIR: &str = "system/secrets/trustd";
-/// trustd's token file name.
-pub const TOKEN_FILE: &str = "token";
 
 /// The user and group a service runs as (Talos: apid 50, trustd 51).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +44,15 @@ pub struct Owner {
 }
 
 /// apid's user in Talos.
-pub const APID_OWNER: Owner = Owner { uid: 50, gid: 50 };
+pub const APID_OWNER: Owner = Owner {
+    uid: APID_USER_ID,
+    gid: APID_USER_ID,
+};
 /// trustd's user in Talos.
-pub const TRUSTD_OWNER: Owner = Owner { uid: 51, gid: 51 };
+pub const TRUSTD_OWNER: Owner = Owner {
+    uid: TRUSTD_USER_ID,
+    gid: TRUSTD_USER_ID,
+};
 
 /// How long trustd's own certificate is valid.
 const TRUSTD_CERT_TTL: time::Duration = time::Duration::days(365);
@@ -183,24 +186,17 @@ fn chown(path: &Path, owner: Option<Owner>) -> anyhow::Result<()> {
         .with_context(|| format!("handing {} to uid {}", path.display(), owner.uid))
 }
 
-fn write(
-    dir: &Path,
-    name: &str,
-    data: &[u8],
-    mode: u32,
-    owner: Option<Owner>,
-) -> anyhow::Result<()> {
-    let path = dir.join(name);
-    write_atomic(&path, data, WriteOptions::mode(mode).overwrite(true))
+fn write(path: &Path, data: &[u8], mode: u32, owner: Option<Owner>) -> anyhow::Result<()> {
+    write_atomic(path, data, WriteOptions::mode(mode).overwrite(true))
         .with_context(|| format!("writing {}", path.display()))?;
-    chown(&path, owner)
+    chown(path, owner)
 }
 
 /// Writes the control-plane PKI for apid (`apid_dir`) and trustd (`trustd_dir`).
 pub fn write_control_plane(
     config: &Config,
-    apid_dir: &Path,
-    trustd_dir: &Path,
+    apid_dir: &PkiDir,
+    trustd_dir: &PkiDir,
     node: &NodeIdentity,
     owners: Option<(Owner, Owner)>,
 ) -> anyhow::Result<()> {
@@ -217,9 +213,9 @@ pub fn write_control_plane(
     }
     let (apid_owner, trustd_owner) = owners.unzip();
 
-    prepare_dir(apid_dir, apid_owner)?;
-    write(apid_dir, "ca.crt", &bundle, 0o644, apid_owner)?;
-    write(apid_dir, "ca.key", &ca_key, 0o600, apid_owner)?;
+    prepare_dir(apid_dir.root(), apid_owner)?;
+    write(&apid_dir.ca_crt(), &bundle, 0o644, apid_owner)?;
+    write(&apid_dir.ca_key(), &ca_key, 0o600, apid_owner)?;
 
     let mut dns: Vec<String> = Vec::new();
     let mut ips: Vec<IpAddr> = node.addresses.clone();
@@ -259,26 +255,23 @@ pub fn write_control_plane(
         .issue(&params)
         .context("issuing trustd's server certificate")?;
 
-    prepare_dir(trustd_dir, trustd_owner)?;
-    write(trustd_dir, "ca.crt", &bundle, 0o644, trustd_owner)?;
-    write(trustd_dir, "ca.key", &ca_key, 0o600, trustd_owner)?;
+    prepare_dir(trustd_dir.root(), trustd_owner)?;
+    write(&trustd_dir.ca_crt(), &bundle, 0o644, trustd_owner)?;
+    write(&trustd_dir.ca_key(), &ca_key, 0o600, trustd_owner)?;
     write(
-        trustd_dir,
-        "server.crt",
+        &trustd_dir.server_crt(),
         &cert.to_pem(),
         0o644,
         trustd_owner,
     )?;
     write(
-        trustd_dir,
-        "server.key",
+        &trustd_dir.server_key(),
         &key.to_pem().context("encoding trustd's key")?,
         0o600,
         trustd_owner,
     )?;
     write(
-        trustd_dir,
-        TOKEN_FILE,
+        &trustd_dir.token(),
         machine.token.as_bytes(),
         0o600,
         trustd_owner,
@@ -311,7 +304,7 @@ impl Default for WorkerRetry {
 /// `endpoints` overrides the endpoint derived from the config (tests).
 pub async fn write_worker(
     config: &Config,
-    apid_dir: &Path,
+    apid_dir: &PkiDir,
     node: &NodeIdentity,
     endpoints: Option<Vec<String>>,
     retry: WorkerRetry,
@@ -374,18 +367,18 @@ pub async fn write_worker(
         endpoint = issued.endpoint,
         "apid's certificate issued by trustd"
     );
-    prepare_dir(apid_dir, owner)?;
+    prepare_dir(apid_dir.root(), owner)?;
     // A worker must never hold the OS CA key (left over from a former control-plane config).
-    let _ = std::fs::remove_file(apid_dir.join("ca.key"));
+    let _ = std::fs::remove_file(apid_dir.ca_key());
     let ca = if issued.ca_pem.is_empty() {
         ca_crt
     } else {
         issued.ca_pem.clone()
     };
     // The key first: apid must never see a certificate without its key.
-    write(apid_dir, "server.key", &issued.key_pem, 0o600, owner)?;
-    write(apid_dir, "server.crt", &issued.crt_pem, 0o644, owner)?;
-    write(apid_dir, "ca.crt", &ca, 0o644, owner)?;
+    write(&apid_dir.server_key(), &issued.key_pem, 0o600, owner)?;
+    write(&apid_dir.server_crt(), &issued.crt_pem, 0o644, owner)?;
+    write(&apid_dir.ca_crt(), &ca, 0o644, owner)?;
     Ok(())
 }
 

@@ -290,7 +290,8 @@ fn attach_console(log: &mut Log) {
 
 /// The module tree of the running kernel in the initramfs.
 fn load_modules(log: &mut Log, started: Instant) {
-    let Some(dir) = kmod::running_release_dir(Path::new("/lib/modules")) else {
+    let Some(dir) = kmod::running_release_dir(Path::new(talos::constants::KERNEL_MODULES_PATH))
+    else {
         log.info(
             "loaded 0 kernel modules: no /lib/modules for this kernel, its drivers are built in",
         );

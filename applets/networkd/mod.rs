@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use talos::constants::MACHINE_SOCKET_PATH;
 use talos::errors::chain;
 use talos::net::client::{Client, ClientConfig, LeaseEvent};
 use talos::net::dhcp::{ClientId, Lease};
@@ -35,9 +36,6 @@ use talos::net::resources::{self, HostnameStatusSpec, NetResource};
 use talos::net::rtnl::{Link, Netlink};
 use talos::net::{apply, DEFAULT_RESOLV_CONF, DEFAULT_ROUTE_METRIC};
 use tokio::sync::mpsc;
-
-/// machined's API socket.
-const DEFAULT_MACHINED_SOCKET: &str = "/system/run/machined/machine.sock";
 
 /// Owner of the published resources.
 const OWNER: &str = "network.DHCPController";
@@ -50,7 +48,7 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(5);
 #[command(name = "networkd", version = talos::version::TALOS_VERSION)]
 pub struct Cli {
     /// machined's API socket, where status resources are published.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_MACHINED_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = MACHINE_SOCKET_PATH)]
     pub machined_socket: PathBuf,
 
     /// Where to write the resolvers.
@@ -492,6 +490,6 @@ mod tests {
         assert_eq!(cli.ignore, vec!["eth9"]);
         assert!(cli.no_publish);
         assert_eq!(cli.route_metric, 1024);
-        assert_eq!(cli.machined_socket, PathBuf::from(DEFAULT_MACHINED_SOCKET));
+        assert_eq!(cli.machined_socket, PathBuf::from(MACHINE_SOCKET_PATH));
     }
 }

@@ -5,13 +5,10 @@
 //! ```
 //!
 //! Serves `securityapi.SecurityService/Certificate` over TLS (no client certificate) on
-//! `--listen` (default `0.0.0.0:50001`). The PKI directory holds:
-//!
-//! | file | what |
-//! |---|---|
-//! | `ca.crt` | the OS CA certificate that signs, optionally followed by further accepted CAs |
-//! | `ca.key` | the OS CA key |
-//! | `server.crt` / `server.key` | trustd's own TLS certificate (signed by the OS CA) |
+//! `--listen` (default `0.0.0.0:50001`). The PKI directory ([`talos::auth::pki_dir`]) holds
+//! `ca.crt` (the OS CA certificate that signs, optionally followed by further accepted CAs),
+//! `ca.key` (the OS CA key) and `server.crt`/`server.key` (trustd's own TLS certificate,
+//! signed by the OS CA).
 //!
 //! The machine token comes from `--token-file` or the `TRUSTD_TOKEN` environment variable,
 //! never from the command line (where every user could read it in `ps`). A request is signed
@@ -22,7 +19,7 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -34,6 +31,8 @@ use talos::api::securityapi::{
     security_service_server::SecurityServiceServer,
 };
 use talos::auth::rules::{check_trustd_token, TRUSTD_TOKEN_KEY};
+use talos::auth::PkiDir;
+use talos::constants::TRUSTD_LISTEN_ADDRESS;
 use talos::errors::chain;
 use talos::secrets::{
     CertParams, Certificate, CertificateAuthority, CertificateRequest, ExtKeyUsage, KeyUsage,
@@ -41,9 +40,6 @@ use talos::secrets::{
 };
 use talos::tls_serve::TlsConnectInfo;
 use tonic::{Request, Response, Status};
-
-/// trustd's port.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50001";
 
 /// Environment variable holding the machine token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "TRUSTD_TOKEN";
@@ -62,7 +58,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[command(name = "trustd", version = talos::version::TALOS_VERSION)]
 pub struct Cli {
     /// Address to listen on (use port 0 for any free port; the bound address is printed).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR", default_value_t = TRUSTD_LISTEN_ADDRESS)]
     pub listen: SocketAddr,
 
     /// Directory with ca.crt, ca.key (the OS CA) and server.crt, server.key (trustd's TLS
@@ -107,16 +103,19 @@ struct Material {
 struct Stamp(Vec<Option<SystemTime>>);
 
 struct Loader {
-    pki_dir: PathBuf,
+    pki_dir: PkiDir,
     token: TokenSource,
 }
 
 impl Loader {
     fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = ["ca.crt", "ca.key", "server.crt", "server.key"]
-            .iter()
-            .map(|f| self.pki_dir.join(f))
-            .collect();
+        let dir = &self.pki_dir;
+        let mut files = vec![
+            dir.ca_crt(),
+            dir.ca_key(),
+            dir.server_crt(),
+            dir.server_key(),
+        ];
         if let TokenSource::File(f) = &self.token {
             files.push(f.clone());
         }
@@ -133,29 +132,29 @@ impl Loader {
     }
 
     fn load(&self) -> anyhow::Result<Material> {
-        let read = |name: &str| {
-            let path = self.pki_dir.join(name);
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        let read = |path: &Path| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
         };
-        let ca_crt = read("ca.crt")?;
-        let ca_key = read("ca.key")?;
+        let dir = &self.pki_dir;
+        let ca_crt = read(&dir.ca_crt())?;
+        let ca_key = read(&dir.ca_key())?;
         let ca = CertificateAuthority::from_pem(&ca_crt, &ca_key).with_context(|| {
             format!(
                 "loading the OS CA from {} and {}",
-                self.pki_dir.join("ca.crt").display(),
-                self.pki_dir.join("ca.key").display()
+                dir.ca_crt().display(),
+                dir.ca_key().display()
             )
         })?;
         let accepted_cas = normalize_cas(&ca_crt)
-            .with_context(|| format!("reading {}", self.pki_dir.join("ca.crt").display()))?;
-        let server_crt = read("server.crt")?;
-        let server_key = read("server.key")?;
+            .with_context(|| format!("reading {}", dir.ca_crt().display()))?;
+        let server_crt = read(&dir.server_crt())?;
+        let server_key = read(&dir.server_key())?;
         let tls =
             talos::auth::tls::server_tls_only(&server_crt, &server_key).with_context(|| {
                 format!(
                     "loading trustd's TLS certificate from {} and {}",
-                    self.pki_dir.join("server.crt").display(),
-                    self.pki_dir.join("server.key").display()
+                    dir.server_crt().display(),
+                    dir.server_key().display()
                 )
             })?;
         let token = match &self.token {
@@ -217,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
     };
     let loader = Loader {
-        pki_dir: cli.pki_dir.clone(),
+        pki_dir: PkiDir::new(&cli.pki_dir),
         token,
     };
     let stamp = loader.stamp();
@@ -277,7 +276,7 @@ async fn serve(
                             if let Ok(mut guard) = shared.write() {
                                 *guard = Arc::new(m);
                             }
-                            tracing::info!(pki_dir = %loader.pki_dir.display(), "reloaded PKI and token");
+                            tracing::info!(pki_dir = %loader.pki_dir.root().display(), "reloaded PKI and token");
                         }
                         Err(e) => tracing::warn!("keeping the previous PKI and token: {}", chain(e.as_ref())),
                     }

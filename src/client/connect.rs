@@ -40,9 +40,8 @@ use crate::api::machine::machine_service_client::MachineServiceClient;
 use crate::api::storage::storage_service_client::StorageServiceClient;
 use crate::api::time::time_service_client::TimeServiceClient;
 use crate::auth::tls::{self, TlsError};
+use crate::constants::APID_PORT;
 
-/// apid's port, used for endpoints given without one.
-pub const DEFAULT_PORT: u16 = 50000;
 /// Largest gRPC message sent or accepted (Talos's limit).
 pub const MAX_MESSAGE_SIZE: usize = 32 * 1024 * 1024;
 /// How long one endpoint may take to accept TCP and finish the TLS handshake.
@@ -120,11 +119,11 @@ impl Target {
                 let default = if scheme.eq_ignore_ascii_case("https") {
                     443
                 } else {
-                    DEFAULT_PORT
+                    APID_PORT
                 };
                 (rest, default)
             }
-            None => (s, DEFAULT_PORT),
+            None => (s, APID_PORT),
         };
         if rest.is_empty() {
             return Err(bad());

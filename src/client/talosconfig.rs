@@ -20,10 +20,9 @@ use crate::secrets::Bundle;
 pub const TALOSCONFIG_ENV: &str = "TALOSCONFIG";
 /// Directory under `$HOME` holding the default talosconfig.
 pub const TALOS_DIR: &str = ".talos";
-/// File name of the talosconfig in [`TALOS_DIR`] and in [`SERVICE_ACCOUNT_DIR`].
+/// File name of the talosconfig in [`TALOS_DIR`] and in
+/// [`SERVICE_ACCOUNT_MOUNT_PATH`](crate::constants::SERVICE_ACCOUNT_MOUNT_PATH).
 pub const TALOSCONFIG_FILENAME: &str = "config";
-/// Where Talos mounts a talosconfig into pods with Talos API access (read only).
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/talos.dev";
 
 /// Errors of talosconfig handling.
 #[derive(Debug, thiserror::Error)]
@@ -436,7 +435,7 @@ pub fn default_paths(
         write_allowed: true,
     });
     paths.push(ConfigPath {
-        path: Path::new(SERVICE_ACCOUNT_DIR).join(TALOSCONFIG_FILENAME),
+        path: Path::new(crate::constants::SERVICE_ACCOUNT_MOUNT_PATH).join(TALOSCONFIG_FILENAME),
         write_allowed: false,
     });
     Ok(paths)

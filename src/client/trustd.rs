@@ -24,10 +24,8 @@ use crate::api::securityapi::security_service_client::SecurityServiceClient;
 use crate::api::securityapi::CertificateRequest as CertificateRequestPb;
 use crate::auth::rules::TRUSTD_TOKEN_KEY;
 use crate::auth::tls::{client_tls, TlsError};
+use crate::constants::TRUSTD_PORT;
 use crate::secrets::{CertParams, Certificate, CertificateRequest, PkiError, PrivateKey};
-
-/// trustd's port, used for endpoints given without one.
-pub const TRUSTD_PORT: u16 = 50001;
 
 /// How long one endpoint may take (connect, handshake and call), as Talos's per-attempt limit.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);

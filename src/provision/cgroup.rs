@@ -15,9 +15,6 @@ use nix::unistd::Pid;
 use super::state::ClusterState;
 use super::ProvisionError;
 
-/// The cgroup file-system root.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
 /// v1 controllers used when the host is hybrid.
 const V1_HIERARCHIES: &[&str] = &["memory", "cpu", "pids"];
 
@@ -58,7 +55,7 @@ pub fn create_node_cgroups(
     cpus: f64,
     memory_mib: u64,
 ) -> Result<Vec<PathBuf>, ProvisionError> {
-    let root = Path::new(CGROUP_ROOT);
+    let root = Path::new(crate::constants::CGROUP_MOUNT_PATH);
     let own = fs::read_to_string("/proc/self/cgroup")
         .map_err(ProvisionError::io("reading /proc/self/cgroup"))?;
     let mut dirs = Vec::new();

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use super::state::{ClusterState, NodeType};
 use super::{cgroup, net, node, ProvisionError};
+use crate::constants::APID_PORT;
 use crate::errors::chain;
 use crate::sys::ns;
 
@@ -35,8 +36,6 @@ use crate::sys::ns;
 pub const EXIT_REBOOT: i32 = 10;
 /// Restarts of a crashing node in a row before it is left down.
 pub const MAX_CRASH_RESTARTS: u32 = 5;
-/// The Talos API port on nodes.
-pub const APID_PORT: u16 = 50000;
 /// The Kubernetes API port on control planes.
 pub const KUBERNETES_PORT: u16 = 6443;
 /// The line the launcher prints on stdout once every node has been started.

@@ -120,10 +120,14 @@ fn prepare_mounts(spec: &NodeSpec) -> Result<(), ProvisionError> {
     let var_src = spec.node_dir.join("var");
     mkdir(&state_src)?;
     mkdir(&var_src)?;
-    let state_dst = root.join("system/state");
+    let state_dst = crate::constants::below(&root, crate::constants::STATE_MOUNT_POINT);
     mkdir(&state_dst)?;
     bind(&state_src, &state_dst, MsFlags::empty())?;
-    bind(&var_src, &root.join("var"), MsFlags::empty())?;
+    bind(
+        &var_src,
+        &crate::constants::below(&root, crate::constants::EPHEMERAL_MOUNT_POINT),
+        MsFlags::empty(),
+    )?;
 
     let dev = root.join("dev");
     tmpfs(&dev, MsFlags::MS_NOSUID, "mode=755")?;

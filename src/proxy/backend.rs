@@ -14,7 +14,8 @@ use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::Status;
 
-use super::route::{split_target, APID_PORT};
+use super::route::split_target;
+use crate::constants::APID_PORT;
 
 /// How long connecting to another node (TCP and TLS handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);

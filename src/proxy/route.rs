@@ -16,9 +16,6 @@ pub const NODE_KEY: &str = "node";
 /// Metadata key marking a call another apid forwarded (it is served locally, never forwarded).
 pub const PROXY_FROM_KEY: &str = "proxyfrom";
 
-/// apid's port: the port of a target given without one.
-pub const APID_PORT: u16 = 50000;
-
 /// The decision for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use talos::constants;
 use talos::resources::controller::{Action, Context, Controller, ControllerError, Input};
 use talos::resources::specs::MountStatusSpec;
 use talos::resources::ResourceSpec;
@@ -17,8 +18,8 @@ const RESCAN: Duration = Duration::from_secs(10);
 
 /// (id, mount point) of the volumes reported.
 pub const SYSTEM_MOUNTS: &[(&str, &str)] = &[
-    ("STATE", "/system/state"),
-    ("EPHEMERAL", "/var"),
+    ("STATE", constants::STATE_MOUNT_POINT),
+    ("EPHEMERAL", constants::EPHEMERAL_MOUNT_POINT),
     ("BOOT", "/boot"),
     ("EFI", "/boot/EFI"),
 ];

@@ -49,7 +49,14 @@ fn control_plane_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = fixture("controlplane.yaml");
     let (apid, trustd) = (dir.path().join("apid"), dir.path().join("trustd"));
-    write_control_plane(&config, &apid, &trustd, &node(), None).expect("written");
+    write_control_plane(
+        &config,
+        &PkiDir::new(&apid),
+        &PkiDir::new(&trustd),
+        &node(),
+        None,
+    )
+    .expect("written");
 
     let machine = config
         .v1alpha1()
@@ -72,10 +79,10 @@ fn control_plane_files() {
     assert_eq!(mode(&apid.join("ca.key")), 0o600);
     assert_eq!(mode(&apid), 0o700);
     assert_eq!(
-        std::fs::read_to_string(trustd.join(TOKEN_FILE)).expect("token"),
+        std::fs::read_to_string(PkiDir::new(&trustd).token()).expect("token"),
         machine.token
     );
-    assert_eq!(mode(&trustd.join(TOKEN_FILE)), 0o600);
+    assert_eq!(mode(&PkiDir::new(&trustd).token()), 0o600);
     assert_eq!(mode(&trustd.join("server.key")), 0o600);
 
     // trustd's certificate is signed by the OS CA and names the node and the endpoint host.
@@ -124,8 +131,8 @@ fn worker_config_cannot_write_control_plane_pki() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = write_control_plane(
         &fixture("worker.yaml"),
-        &dir.path().join("a"),
-        &dir.path().join("t"),
+        &PkiDir::new(dir.path().join("a")),
+        &PkiDir::new(dir.path().join("t")),
         &node(),
         None,
     )
@@ -152,8 +159,8 @@ fn worker_gets_its_certificate_from_a_real_trustd() {
     let (cp_apid, cp_trustd) = (dir.path().join("cp-apid"), dir.path().join("cp-trustd"));
     write_control_plane(
         &fixture("controlplane.yaml"),
-        &cp_apid,
-        &cp_trustd,
+        &PkiDir::new(&cp_apid),
+        &PkiDir::new(&cp_trustd),
         &node(),
         None,
     )
@@ -183,7 +190,7 @@ fn worker_gets_its_certificate_from_a_real_trustd() {
             "--pki-dir".into(),
             trustd_dir.clone().into_os_string(),
             "--token-file".into(),
-            trustd_dir.join(TOKEN_FILE).into_os_string(),
+            PkiDir::new(&trustd_dir).token().into_os_string(),
         ];
         crate::trustd::main(args)
     });
@@ -194,7 +201,7 @@ fn worker_gets_its_certificate_from_a_real_trustd() {
     };
     rt.block_on(write_worker(
         &config,
-        &worker_apid,
+        &PkiDir::new(&worker_apid),
         &worker,
         Some(vec![endpoint]),
         retry,
@@ -226,7 +233,7 @@ fn worker_gets_its_certificate_from_a_real_trustd() {
     let err = rt
         .block_on(write_worker(
             &bad,
-            &dir.path().join("bad"),
+            &PkiDir::new(dir.path().join("bad")),
             &worker,
             Some(vec![format!("127.0.0.1:{port}")]),
             quick,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use prost::Message as _;
 use talos::api::machine as pb;
 use talos::config::Config;
+use talos::constants;
 use talos::events::{runtime_type_url, EventBus};
 use talos::platform::{Mode, Platform};
 use talos::sys::power::PowerAction;
@@ -117,12 +118,12 @@ impl Node {
 
     /// An absolute node path below the root.
     pub fn path(&self, absolute: &str) -> PathBuf {
-        self.options.root.join(absolute.trim_start_matches('/'))
+        constants::below(&self.options.root, absolute)
     }
 
     /// `/system/state`.
     pub fn state_dir(&self) -> PathBuf {
-        self.path("/system/state")
+        self.path(constants::STATE_MOUNT_POINT)
     }
 
     /// The active config.

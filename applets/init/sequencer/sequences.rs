@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use talos::api::machine as pb;
+use talos::auth::PkiDir;
 use talos::config::Config;
+use talos::constants;
 use talos::errors::chain;
 use talos::platform::Mode;
 use talos::sys::power::PowerAction;
@@ -46,30 +48,6 @@ fn mkdirs(node: &Node, dirs: &[(&str, u32)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Talos's `/system` layout.
-pub const SYSTEM_DIRS: &[(&str, u32)] = &[
-    ("/system/etc", 0o700),
-    ("/system/var", 0o700),
-    ("/system/state", 0o700),
-    // Traversable but not listable: apid (uid 50) and trustd (uid 51) reach their own 0700
-    // directories below it.
-    ("/system/secrets", 0o711),
-    ("/system/run", 0o751),
-    ("/system/run/machined", 0o700),
-];
-
-/// Talos's `/var` layout.
-pub const VAR_DIRS: &[(&str, u32)] = &[
-    ("/var/lib", 0o700),
-    ("/var/log", 0o755),
-    ("/var/log/audit", 0o700),
-    ("/var/log/audit/kube", 0o700),
-    ("/var/log/containers", 0o700),
-    ("/var/log/pods", 0o700),
-    ("/var/lib/kubelet", 0o700),
-    ("/var/lib/kubelet/seccomp/profiles", 0o700),
-];
-
 fn task(
     node: &Arc<Node>,
     name: &str,
@@ -82,7 +60,7 @@ fn task(
 /// Initialize.
 pub fn initialize(node: &Arc<Node>) -> Vec<Phase> {
     let mut requirements = vec![task(node, "setupSystemDirectory", |n| {
-        Box::pin(async move { mkdirs(&n, SYSTEM_DIRS) })
+        Box::pin(async move { mkdirs(&n, constants::SYSTEM_DIRECTORIES) })
     })];
     if node.options.mount_pseudo {
         requirements.push(task(node, "mountPseudoFilesystems", |n| {
@@ -152,7 +130,7 @@ pub fn boot(node: &Arc<Node>) -> Vec<Phase> {
         Phase::new(
             "var",
             vec![task(node, "setupVarDirectory", |n| {
-                Box::pin(async move { mkdirs(&n, VAR_DIRS) })
+                Box::pin(async move { mkdirs(&n, constants::VAR_DIRECTORIES) })
             })],
         ),
         Phase::new(
@@ -210,7 +188,7 @@ async fn load_kernel_modules(node: Arc<Node>) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let modules_root = node.path("/lib/modules");
+    let modules_root = node.path(constants::KERNEL_MODULES_PATH);
     let Some(dir) = talos::sys::kmod::running_release_dir(&modules_root) else {
         tracing::warn!(
             "machine.kernel.modules: no modules for this kernel under {}: {} module(s) not loaded",
@@ -257,7 +235,7 @@ async fn write_etc_files(node: Arc<Node>) -> anyhow::Result<()> {
         Some(h) => h,
         None => current,
     };
-    let path = node.path("/system/etc/hostname");
+    let path = node.path(constants::HOSTNAME_PATH);
     talos::fsutil::write_atomic(
         &path,
         format!("{hostname}\n").as_bytes(),
@@ -270,9 +248,9 @@ async fn write_etc_files(node: Arc<Node>) -> anyhow::Result<()> {
 async fn write_api_pki(node: Arc<Node>) -> anyhow::Result<()> {
     let config = node.config().context("no machine config loaded")?;
     let identity = NodeIdentity::current();
-    let apid_dir = node.path(pki::APID_DIR);
+    let apid_dir = PkiDir::new(node.path(constants::APID_SECRETS_PATH));
     if node.is_control_plane() {
-        let trustd_dir = node.path(pki::TRUSTD_DIR);
+        let trustd_dir = PkiDir::new(node.path(constants::TRUSTD_SECRETS_PATH));
         let owners = node
             .options
             .chown_pki
@@ -413,8 +391,8 @@ impl WipeTarget {
 
     fn path(self) -> &'static str {
         match self {
-            WipeTarget::State => "/system/state",
-            WipeTarget::Ephemeral => "/var",
+            WipeTarget::State => constants::STATE_MOUNT_POINT,
+            WipeTarget::Ephemeral => constants::EPHEMERAL_MOUNT_POINT,
         }
     }
 }

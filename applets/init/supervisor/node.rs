@@ -15,6 +15,12 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use talos::auth::PkiDir;
+use talos::constants::{
+    APID_LISTEN_ADDRESS, APID_SECRETS_PATH, APID_USER_ID, ETCD_USER_ID, MACHINE_SOCKET_PATH,
+    SYSTEM_CONTAINERD_ADDRESS, SYSTEM_CONTAINERD_ROOT_PATH, SYSTEM_CONTAINERD_STATE_PATH,
+    TRUSTD_LISTEN_ADDRESS, TRUSTD_SECRETS_PATH, TRUSTD_USER_ID,
+};
 use talos::errors::chain;
 use talos::sys::cgroup;
 use talos::sys::spawn::{self, Namespaces, SpawnOptions};
@@ -24,20 +30,8 @@ use super::spec::{
     ServiceSpec, Style,
 };
 
-/// apid's port.
-pub const APID_PORT: u16 = 50000;
-/// trustd's port.
-pub const TRUSTD_PORT: u16 = 50001;
-/// apid's user and group id.
-pub const APID_UID: u32 = 50;
-/// trustd's user and group id.
-pub const TRUSTD_UID: u32 = 51;
-/// etcd's user id.
-pub const ETCD_UID: u32 = 60;
 /// `oom_score_adj` of apid and trustd.
 pub const SYSTEM_OOM_SCORE_ADJ: i32 = -998;
-/// The system containerd's socket.
-pub const SYSTEM_CONTAINERD_SOCKET: &str = "/system/run/containerd/containerd.sock";
 /// containerd in the extension layer (mounted over the root at boot).
 pub const CONTAINERD_BIN: &str = "/usr/bin/containerd";
 /// etcd in the extension layer.
@@ -81,14 +75,13 @@ impl NodeParams {
     /// Talos's node paths with `exe` as the executable; no privilege drop, namespaces or
     /// cgroups (the caller turns them on when running as root).
     pub fn new(exe: impl Into<PathBuf>) -> Self {
-        let any = |port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
         NodeParams {
             exe: exe.into(),
-            machined_socket: PathBuf::from(crate::init::DEFAULT_SOCKET),
-            apid_pki_dir: PathBuf::from("/system/secrets/apid"),
-            trustd_pki_dir: PathBuf::from("/system/secrets/trustd"),
-            apid_listen: any(APID_PORT),
-            trustd_listen: any(TRUSTD_PORT),
+            machined_socket: PathBuf::from(MACHINE_SOCKET_PATH),
+            apid_pki_dir: PathBuf::from(APID_SECRETS_PATH),
+            trustd_pki_dir: PathBuf::from(TRUSTD_SECRETS_PATH),
+            apid_listen: APID_LISTEN_ADDRESS,
+            trustd_listen: TRUSTD_LISTEN_ADDRESS,
             apid_args: Vec::new(),
             unprivileged: false,
             namespaces: false,
@@ -163,7 +156,7 @@ pub fn apid(params: &NodeParams) -> ServiceSpec {
     let mut process = ProcessSpec::new(&params.exe, &[]);
     process.argv0 = Some("apid".into());
     process.args = args;
-    process.spawn = system_spawn(params, APID_UID);
+    process.spawn = system_spawn(params, APID_USER_ID);
     process.style = Style::Container;
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
@@ -173,7 +166,9 @@ pub fn apid(params: &NodeParams) -> ServiceSpec {
         });
     }
     let mut spec = ServiceSpec::new("apid", Runner::Process(process));
-    spec.conditions = vec![Condition::FileExists(params.apid_pki_dir.join("ca.crt"))];
+    spec.conditions = vec![Condition::FileExists(
+        PkiDir::new(&params.apid_pki_dir).ca_crt(),
+    )];
     spec.health = Some(HealthCheck::tcp(loopback(params.apid_listen)));
     spec.restart = RestartPolicy::Forever;
     spec.api = ApiPolicy::default();
@@ -184,8 +179,8 @@ pub fn apid(params: &NodeParams) -> ServiceSpec {
             let dir = dir.clone();
             let socket = socket.clone();
             Box::pin(async move {
-                chown_tree(&dir, APID_UID)?;
-                open_socket_to_group(&socket, APID_UID)
+                chown_tree(&dir, APID_USER_ID)?;
+                open_socket_to_group(&socket, APID_USER_ID)
             })
         }));
     }
@@ -217,6 +212,7 @@ fn open_socket_to_group(socket: &Path, gid: u32) -> Result<(), String> {
 /// trustd (control planes): `<exe>` with argv[0] `trustd`, healthy when :50001 accepts.
 pub fn trustd(params: &NodeParams) -> ServiceSpec {
     let dir = &params.trustd_pki_dir;
+    let pki = PkiDir::new(dir);
     let mut process = ProcessSpec::new(&params.exe, &[]);
     process.argv0 = Some("trustd".into());
     process.args = vec![
@@ -225,9 +221,9 @@ pub fn trustd(params: &NodeParams) -> ServiceSpec {
         "--pki-dir".to_string(),
         dir.display().to_string(),
         "--token-file".to_string(),
-        dir.join("token").display().to_string(),
+        pki.token().display().to_string(),
     ];
-    process.spawn = system_spawn(params, TRUSTD_UID);
+    process.spawn = system_spawn(params, TRUSTD_USER_ID);
     process.style = Style::Container;
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
@@ -238,8 +234,8 @@ pub fn trustd(params: &NodeParams) -> ServiceSpec {
     }
     let mut spec = ServiceSpec::new("trustd", Runner::Process(process));
     spec.conditions = vec![
-        Condition::FileExists(dir.join("ca.crt")),
-        Condition::FileExists(dir.join("server.crt")),
+        Condition::FileExists(pki.ca_crt()),
+        Condition::FileExists(pki.server_crt()),
     ];
     spec.health = Some(HealthCheck::tcp(loopback(params.trustd_listen)));
     spec.restart = RestartPolicy::Forever;
@@ -248,7 +244,7 @@ pub fn trustd(params: &NodeParams) -> ServiceSpec {
         let dir = dir.clone();
         spec.pre = Some(Arc::new(move || {
             let dir = dir.clone();
-            Box::pin(async move { chown_tree(&dir, TRUSTD_UID) })
+            Box::pin(async move { chown_tree(&dir, TRUSTD_USER_ID) })
         }));
     }
     spec
@@ -278,11 +274,11 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
         CONTAINERD_BIN,
         &[
             "--address",
-            SYSTEM_CONTAINERD_SOCKET,
+            SYSTEM_CONTAINERD_ADDRESS,
             "--state",
-            "/system/run/containerd",
+            SYSTEM_CONTAINERD_STATE_PATH,
             "--root",
-            "/system/var/lib/containerd",
+            SYSTEM_CONTAINERD_ROOT_PATH,
         ],
     );
     process.env = vec![("PATH".into(), EXTENSION_PATH.into())];
@@ -306,7 +302,7 @@ pub fn containerd(params: &NodeParams) -> ServiceSpec {
     let health = HealthCheck::new(Probe::Custom(Arc::new(|| {
         Box::pin(async {
             talos::client::health::check_unix(
-                Path::new(SYSTEM_CONTAINERD_SOCKET),
+                Path::new(SYSTEM_CONTAINERD_ADDRESS),
                 CONTAINERD_HEALTH_TIMEOUT,
             )
             .await
@@ -334,8 +330,8 @@ pub fn etcd(params: &NodeParams, addresses: AddressesFn) -> ServiceSpec {
     let mut process = ProcessSpec::new(ETCD_BIN, &[]);
     process.env = vec![("PATH".into(), EXTENSION_PATH.into())];
     process.spawn.setsid = true;
-    process.spawn.uid = params.unprivileged.then_some(ETCD_UID);
-    process.spawn.gid = params.unprivileged.then_some(ETCD_UID);
+    process.spawn.uid = params.unprivileged.then_some(ETCD_USER_ID);
+    process.spawn.gid = params.unprivileged.then_some(ETCD_USER_ID);
     process.spawn.parent_death_signal = Some(libc::SIGKILL);
     if params.cgroups {
         process.cgroup = Some(CgroupSpec {
