@@ -294,7 +294,7 @@ impl Acquire<'_> {
             let opts = maintenance::Options {
                 listen: self.maintenance_listen,
                 state_dir: self.state_dir.clone(),
-                platform: self.mode.to_string(),
+                mode: self.mode,
                 cancel: cancel.clone(),
             };
             let Some(applied) = (self.maintenance)(opts).await? else {
@@ -383,7 +383,7 @@ mod tests {
     ) -> Acquire<'a> {
         Acquire {
             state_dir: dir.to_path_buf(),
-            mode: platform.mode().config_mode(),
+            mode: platform.mode(),
             platform,
             maintenance_listen: "127.0.0.1:0".parse().expect("addr"),
             maintenance,
@@ -419,8 +419,8 @@ mod tests {
         fn name(&self) -> &str {
             "metal"
         }
-        fn mode(&self) -> talos::platform::Mode {
-            talos::platform::Mode::Metal
+        fn mode(&self) -> talos::config::Mode {
+            talos::config::Mode::Metal
         }
         fn configuration(
             &self,

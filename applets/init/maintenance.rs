@@ -57,8 +57,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Where the applied config is written.
     pub state_dir: PathBuf,
-    /// `container` or `metal`: the validation mode and what Version reports.
-    pub platform: String,
+    /// The validation mode, also what Version reports as the platform.
+    pub mode: Mode,
     /// Ends maintenance mode without a config when notified (the platform delivered one
     /// while maintenance mode was open).
     pub cancel: Option<Arc<tokio::sync::Notify>>,
@@ -122,7 +122,7 @@ fn options(cli: &super::Cli) -> anyhow::Result<Options> {
     Ok(Options {
         listen,
         state_dir,
-        platform: cli.platform.clone(),
+        mode: cli.platform,
         cancel: None,
     })
 }
@@ -143,8 +143,7 @@ pub async fn run_with(
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mode = Mode::parse(&opts.platform)
-        .with_context(|| format!("unknown platform mode {:?}", opts.platform))?;
+    let mode = opts.mode;
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -179,8 +178,8 @@ pub async fn run_with(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (applied_tx, applied_rx) = oneshot::channel();
     let platform = Platform {
-        name: opts.platform.clone(),
-        mode: opts.platform.clone(),
+        name: mode.to_string(),
+        mode: mode.to_string(),
     };
     let mut machined = Machined::new(
         logs,
@@ -601,7 +600,7 @@ mod tests {
         let opts = Options {
             listen,
             state_dir: dir.path().to_path_buf(),
-            platform: "container".into(),
+            mode: Mode::Container,
             cancel: Some(Arc::clone(&cancel)),
         };
         let server = tokio::spawn(run(opts, Arc::new(LogBuffers::default())));

@@ -29,7 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Parser;
+use talos::config::Mode;
 use talos::constants::{APID_LISTEN_ADDRESS, MACHINE_SOCKET_PATH};
 use talos::errors::chain;
 use talos::events::EventBus;
@@ -62,10 +64,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Platform reported by Version.
-    #[arg(long, env = "TALOS_PLATFORM", default_value = "container",
-          value_parser = ["container", "metal"])]
-    pub platform: String,
+    /// Platform reported by Version (and the mode maintenance mode validates for).
+    #[arg(long, env = "TALOS_PLATFORM", default_value_t = Mode::Container,
+          value_parser = PossibleValuesParser::new([Mode::Container.as_str(), Mode::Metal.as_str()])
+              .try_map(|s| s.parse::<Mode>()))]
+    pub platform: Mode,
 }
 
 /// Entry point of the `init` applet.
@@ -164,8 +167,8 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let events = Arc::new(EventBus::default());
     let platform = api::Platform {
-        name: cli.platform.clone(),
-        mode: cli.platform.clone(),
+        name: cli.platform.to_string(),
+        mode: cli.platform.to_string(),
     };
     let state = Arc::new(api::Machined::new(
         logs,
@@ -175,7 +178,7 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
         shutdown_rx.clone(),
     ));
     let controllers =
-        controllers::start_api_only(&state.resources, &cli.platform, cli.state_dir.as_deref());
+        controllers::start_api_only(&state.resources, cli.platform, cli.state_dir.as_deref());
     tracing::info!(
         socket = %cli.socket.display(),
         state_dir = %cli.state_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),

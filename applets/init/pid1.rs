@@ -28,11 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use talos::config::Mode;
 use talos::constants;
 use talos::errors::chain;
 use talos::events::EventBus;
 use talos::logbuf::LogBuffers;
-use talos::platform::{Cmdline, Mode, Platform};
+use talos::platform::{Cmdline, Platform};
 use talos::sys::power::PowerAction;
 
 use super::acquire;
@@ -156,21 +157,21 @@ fn wire_node(
     logs: Arc<LogBuffers>,
     events: Arc<EventBus>,
     resources: talos::resources::State,
-    platform: &str,
+    mode: Mode,
     privileged: bool,
 ) -> anyhow::Result<(NodeServices, talos::resources::controller::Runtime)> {
     let (supervisor, params) = new_supervisor(exe, socket, logs, events, privileged)?;
     register_node_services(&supervisor, &params);
     // Off the container platform the node brings its own network and extension layer (in a
     // container the provisioner sets up eth0 from the host side, as Docker does for Talos).
-    let extensions = if platform == "container" {
+    let extensions = if mode.in_container() {
         false
     } else {
         start_networkd(&supervisor, &params);
         start_containerd(&supervisor, &params)
     };
     publish_service_changes(&supervisor, resources.clone());
-    let runtime = start_controllers(resources, platform, privileged);
+    let runtime = start_controllers(resources, mode, privileged);
     let catalog = service_catalog(&params, extensions);
     Ok((NodeServices::new(supervisor, catalog), runtime))
 }
@@ -291,13 +292,13 @@ fn publish_service_changes(supervisor: &Supervisor, resources: talos::resources:
 /// The resource controllers, with the node's identity (persisted on a privileged node).
 fn start_controllers(
     resources: talos::resources::State,
-    platform: &str,
+    mode: Mode,
     privileged: bool,
 ) -> talos::resources::controller::Runtime {
     let state_dir = std::path::Path::new(constants::STATE_MOUNT_POINT);
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
-    controllers::start(&mut runtime, &controllers::Env::new(platform), &node_id);
+    controllers::start(&mut runtime, &controllers::Env::new(mode), &node_id);
     runtime
 }
 
@@ -552,8 +553,17 @@ pub fn main(cli: &super::Cli) -> ExitCode {
     let platform_name =
         talos::platform::detect(std::env::var("PLATFORM").ok().as_deref(), &cmdline);
     let userdata = std::env::var(talos::platform::container::USERDATA_ENV).ok();
+    // An unsupported name falls back to metal; the error is logged once logging is up.
+    let (platform, unsupported): (Arc<dyn Platform>, _) =
+        match talos::platform::from_name(&platform_name, cmdline.clone(), userdata) {
+            Ok(p) => (Arc::from(p), None),
+            Err(e) => (
+                Arc::new(talos::platform::metal::Metal::new(cmdline.clone())),
+                Some(e),
+            ),
+        };
     let logs = Arc::new(LogBuffers::default());
-    init_tracing(&logs, platform_name != "container" && is_pid1);
+    init_tracing(&logs, !platform.mode().in_container() && is_pid1);
     tracing::info!(
         version = talos::version::TALOS_VERSION,
         platform = platform_name,
@@ -569,15 +579,10 @@ pub fn main(cli: &super::Cli) -> ExitCode {
         Some(Err(e)) => tracing::error!("early mounts: {}", chain(&e)),
         None => {}
     }
-    let platform: Arc<dyn Platform> =
-        match talos::platform::from_name(&platform_name, cmdline.clone(), userdata) {
-            Ok(p) => Arc::from(p),
-            Err(e) => {
-                tracing::error!("{}; using the metal platform", chain(&e));
-                Arc::new(talos::platform::metal::Metal::new(cmdline.clone()))
-            }
-        };
-    if is_pid1 && platform.mode() != Mode::Container {
+    if let Some(e) = unsupported {
+        tracing::error!("{}; using the metal platform", chain(&e));
+    }
+    if is_pid1 && !platform.mode().in_container() {
         if let Err(e) = talos::sys::power::set_ctrl_alt_del(false) {
             tracing::warn!("disabling Ctrl-Alt-Del: {}", chain(&e));
         }
@@ -634,7 +639,7 @@ fn run(
             Arc::clone(&logs),
             Arc::clone(&events),
             resources.clone(),
-            platform.name(),
+            platform.mode(),
             is_pid1,
         )
     });

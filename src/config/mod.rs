@@ -9,6 +9,7 @@ pub mod comments;
 pub mod docs;
 pub mod documents;
 pub mod generate;
+pub mod mode;
 pub mod patch;
 pub mod types;
 pub mod v1alpha1;
@@ -22,9 +23,10 @@ pub use documents::{
     NetworkDefaultActionConfig, NetworkRuleConfig, RulePortSelector, SideroLinkConfig,
     WatchdogTimerConfig,
 };
+pub use mode::Mode;
 pub use types::{DiskSize, FileMode, PortRange};
 pub use v1alpha1::*;
-pub use validate::{Mode, ValidationError, ValidationErrors, Warning};
+pub use validate::{ValidationError, ValidationErrors, Warning};
 
 /// Errors while loading or encoding a machine config.
 #[derive(Debug, thiserror::Error)]

@@ -20,39 +20,10 @@ use std::pin::Pin;
 
 pub use cmdline::Cmdline;
 
+use crate::config::Mode;
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// How the node runs (Talos's runtime mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// PID 1 of a set of namespaces, started by a provisioner.
-    Container,
-    /// A physical or virtual machine booted from our image.
-    Metal,
-    /// A cloud instance (metadata-service platforms; none implemented yet).
-    Cloud,
-}
-
-impl Mode {
-    /// `container`, `metal` or `cloud`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Container => "container",
-            Mode::Metal => "metal",
-            Mode::Cloud => "cloud",
-        }
-    }
-
-    /// The machine-config validation mode for this runtime mode.
-    pub fn config_mode(self) -> crate::config::Mode {
-        match self {
-            Mode::Container => crate::config::Mode::Container,
-            Mode::Metal => crate::config::Mode::Metal,
-            Mode::Cloud => crate::config::Mode::Cloud,
-        }
-    }
-}
 
 /// Errors getting the machine config from a platform.
 #[derive(Debug, thiserror::Error)]

@@ -167,7 +167,7 @@ mod tests {
         write(dir.path(), "sys/kernel/domainname", "(none)\n");
         let env = Env {
             proc_root: dir.path().to_path_buf(),
-            platform: "container".into(),
+            mode: talos::config::Mode::Container,
         };
         let st = State::new();
         let mut rt = Runtime::new(st.clone());

@@ -160,7 +160,7 @@ mod tests {
         write(dir.path(), "sys/fs/file-max", "100\n");
         let env = Env {
             proc_root: dir.path().to_path_buf(),
-            platform: "container".into(),
+            mode: talos::config::Mode::Container,
         };
         let st = State::new();
         st.put(

@@ -15,7 +15,7 @@ pub mod time;
 
 use std::path::{Path, PathBuf};
 
-use talos::config::Config;
+use talos::config::{Config, Mode};
 use talos::resources::controller::Runtime;
 use talos::resources::specs::{MachineConfigSpec, ServiceSpec, MACHINE_CONFIG_ID};
 use talos::resources::{ResourceSpec, State, StateError};
@@ -25,22 +25,22 @@ use talos::resources::{ResourceSpec, State, StateError};
 pub struct Env {
     /// `/proc` (hostname, sysctls, mountinfo).
     pub proc_root: PathBuf,
-    /// `container`, `metal`, …
-    pub platform: String,
+    /// The runtime mode.
+    pub mode: Mode,
 }
 
 impl Env {
     /// The real system.
-    pub fn new(platform: &str) -> Env {
+    pub fn new(mode: Mode) -> Env {
         Env {
             proc_root: PathBuf::from("/proc"),
-            platform: platform.to_string(),
+            mode,
         }
     }
 
     /// Whether this is the container platform (the host owns clock, sysctls, hostname).
     pub fn is_container(&self) -> bool {
-        self.platform == "container"
+        self.mode.in_container()
     }
 }
 
@@ -57,7 +57,7 @@ pub fn start(runtime: &mut Runtime, env: &Env, node_id: &str) {
 /// What `talos machined --api-only` runs: the controllers, plus the resources the sequencer
 /// would report (the config from `STATE_DIR/config.yaml` when there is one, stage `running`,
 /// ready) and the `machined` service. Returns the controller runtime (stop it on shutdown).
-pub fn start_api_only(state: &State, platform: &str, state_dir: Option<&Path>) -> Runtime {
+pub fn start_api_only(state: &State, mode: Mode, state_dir: Option<&Path>) -> Runtime {
     use crate::init::runtime::{MachineStage, NodeObserver as _};
     let obs = observer::ResourceObserver::new(state.clone());
     if let Some(path) = state_dir
@@ -82,7 +82,7 @@ pub fn start_api_only(state: &State, platform: &str, state_dir: Option<&Path>) -
     // Started after the config is in, so their first outputs already follow it.
     let mut runtime = Runtime::new(state.clone());
     let node_id = observer::load_or_create_node_id(state_dir);
-    start(&mut runtime, &Env::new(platform), &node_id);
+    start(&mut runtime, &Env::new(mode), &node_id);
     runtime
 }
 

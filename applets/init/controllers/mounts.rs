@@ -171,7 +171,7 @@ bogus line
         );
         let mut c = MountStatusController::new(Env {
             proc_root: dir.path().to_path_buf(),
-            platform: "container".into(),
+            mode: talos::config::Mode::Container,
         });
         c.reconcile(&ctx).await.unwrap();
         let ids: Vec<String> = st

@@ -62,21 +62,22 @@ impl Controller for TimeStatusController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use talos::config::Mode;
     use talos::resources::State;
 
     #[tokio::test]
     async fn container_sync_is_disabled() {
-        for (platform, synced) in [("container", true), ("metal", false)] {
+        for (mode, synced) in [(Mode::Container, true), (Mode::Metal, false)] {
             let st = State::new();
             let ctx = Context::new(
                 st.clone(),
                 "time.SyncController",
                 vec![TimeStatusSpec::TYPE],
             );
-            let mut c = TimeStatusController::new(Env::new(platform));
+            let mut c = TimeStatusController::new(Env::new(mode));
             c.reconcile(&ctx).await.unwrap();
             let t: TimeStatusSpec = st.get_typed(TIME_STATUS_ID).unwrap();
-            assert_eq!((t.synced, t.sync_disabled), (synced, synced), "{platform}");
+            assert_eq!((t.synced, t.sync_disabled), (synced, synced), "{mode}");
         }
     }
 }

@@ -155,7 +155,7 @@ impl ConfigControl for Controls {
                         .into(),
                 ));
             }
-            let mode = node.mode().config_mode();
+            let mode = node.mode();
             let data = request.data;
             let (config, warnings, data) = tokio::task::spawn_blocking(move || {
                 parse_and_validate(&data, "the applied configuration", mode)

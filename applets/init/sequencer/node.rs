@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use prost::Message as _;
 use talos::api::machine as pb;
-use talos::config::Config;
+use talos::config::{Config, Mode};
 use talos::constants;
 use talos::events::{runtime_type_url, EventBus};
-use talos::platform::{Mode, Platform};
+use talos::platform::Platform;
 use talos::sys::power::PowerAction;
 use tokio::sync::watch;
 

@@ -18,10 +18,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use talos::api::machine as pb;
 use talos::auth::PkiDir;
-use talos::config::Config;
+use talos::config::{Config, Mode};
 use talos::constants;
 use talos::errors::chain;
-use talos::platform::Mode;
 use talos::sys::power::PowerAction;
 
 use super::node::{FinalAction, Node, EXIT_POWER_OFF, EXIT_REBOOT};
@@ -104,7 +103,7 @@ pub fn initialize(node: &Arc<Node>) -> Vec<Phase> {
 async fn load_config(node: Arc<Node>) -> anyhow::Result<()> {
     let acquire = Acquire {
         state_dir: node.state_dir(),
-        mode: node.mode().config_mode(),
+        mode: node.mode(),
         platform: node.platform.as_ref(),
         maintenance_listen: node.options.maintenance_listen,
         maintenance: Arc::clone(&node.options.maintenance),

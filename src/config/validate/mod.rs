@@ -16,44 +16,7 @@ mod syntax;
 use std::fmt;
 
 use super::v1alpha1::V1Alpha1Config;
-use super::Config;
-
-/// The runtime mode a config is validated for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Bare metal (and QEMU): an install target is required.
-    Metal,
-    /// Cloud platforms: the image is pre-installed.
-    Cloud,
-    /// Talos in a container (docker provisioner).
-    Container,
-}
-
-impl Mode {
-    /// Parses `metal`, `cloud` or `container` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s.to_ascii_lowercase().as_str() {
-            "metal" => Some(Mode::Metal),
-            "cloud" => Some(Mode::Cloud),
-            "container" => Some(Mode::Container),
-            _ => None,
-        }
-    }
-
-    fn requires_install(self) -> bool {
-        self == Mode::Metal
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Metal => "metal",
-            Mode::Cloud => "cloud",
-            Mode::Container => "container",
-        })
-    }
-}
+use super::{Config, Mode};
 
 /// One problem found by validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
