@@ -26,6 +26,5 @@ pub mod secrets;
 // each block with its `// SAFETY:` argument.
 #[allow(unsafe_code)]
 pub mod sys;
-pub mod tls_serve;
 pub mod version;
 pub mod yaml;

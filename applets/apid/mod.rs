@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
+use talos::auth::serve::ServerTls;
 use talos::auth::PkiDir;
 use talos::constants::{APID_LISTEN_ADDRESS, APID_SECRETS_PATH, MACHINE_SOCKET_PATH};
 use talos::duration::parse_duration_or_seconds;
 use talos::errors::chain;
-use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig, ServerTls};
+use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig};
 
 /// How long calls in flight may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -32,11 +32,11 @@ use talos::api::machine::{
 use talos::api::storage::storage_service_server::StorageServiceServer;
 use talos::auth::role::{Role, RoleSet, METADATA_KEY};
 use talos::auth::rules::{inject_roles, maintenance_allowed, InjectMode, Peer};
+use talos::auth::serve::TlsConnectInfo;
 use talos::config::{Config, Mode};
 use talos::errors::chain;
 use talos::fsutil::{write_atomic, WriteOptions};
 use talos::logbuf::LogBuffers;
-use talos::tls_serve::TlsConnectInfo;
 use tokio::sync::{oneshot, watch};
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::NamedService;
@@ -208,7 +208,7 @@ pub async fn run_with(
             api::storage::StorageApi::new(Arc::clone(&machined)),
         )))
         .add_service(Guarded(StateServer::new(api::cosi::CosiApi::new(machined))));
-    let incoming = talos::tls_serve::incoming(listener, move || Arc::clone(&tls));
+    let incoming = talos::auth::serve::incoming(listener, move || Arc::clone(&tls));
     let server = tokio::spawn(
         router.serve_with_incoming_shutdown(incoming, api::shutting_down(shutdown_rx)),
     );

@@ -31,6 +31,7 @@ use talos::api::securityapi::{
     security_service_server::SecurityServiceServer,
 };
 use talos::auth::rules::{check_trustd_token, TRUSTD_TOKEN_KEY};
+use talos::auth::serve::TlsConnectInfo;
 use talos::auth::PkiDir;
 use talos::constants::TRUSTD_LISTEN_ADDRESS;
 use talos::errors::chain;
@@ -38,7 +39,6 @@ use talos::secrets::{
     CertParams, Certificate, CertificateAuthority, CertificateRequest, ExtKeyUsage, KeyUsage,
     PEM_CERTIFICATE,
 };
-use talos::tls_serve::TlsConnectInfo;
 use tonic::{Request, Response, Status};
 
 /// Environment variable holding the machine token when no `--token-file` is given.
@@ -248,7 +248,7 @@ async fn serve(
     eprintln!("trustd: listening on {bound}");
 
     let tls_source = Arc::clone(&shared);
-    let incoming = talos::tls_serve::incoming(listener, move || current(&tls_source).tls.clone());
+    let incoming = talos::auth::serve::incoming(listener, move || current(&tls_source).tls.clone());
     let service = SecurityServiceServer::new(Trustd {
         shared: Arc::clone(&shared),
     });

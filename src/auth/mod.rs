@@ -8,10 +8,13 @@
 //! - [`tls`]: rustls configurations for apid (mTLS), trustd and maintenance (server-only TLS),
 //!   talosctl (mTLS, or `--insecure` with optional SPKI fingerprint pinning), and the per-boot
 //!   self-signed maintenance certificate.
+//! - [`serve`]: the TLS accept loop of apid, trustd and maintenance mode, with the peer's
+//!   address and certificate per connection.
 
 pub mod pki_dir;
 pub mod role;
 pub mod rules;
+pub mod serve;
 pub mod tls;
 
 pub use pki_dir::PkiDir;

@@ -1,50 +1,18 @@
-//! apid's network side: TLS connections (client certificates required) served over HTTP/2.
+//! apid's network side: handshaken TLS connections (client certificates required, from
+//! [`crate::auth::serve`]) served over HTTP/2 by the proxy.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio_stream::StreamExt as _;
 
 use super::server::{PeerInfo, Proxy};
+use crate::auth::serve::{incoming, ServerTls, TlsConn};
 use crate::auth::tls::peer_cert_organizations;
-
-/// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The server TLS configuration in use; replaced when the certificates change. Each new
-/// connection takes the configuration current at its accept.
-#[derive(Debug)]
-pub struct ServerTls(RwLock<Arc<ServerConfig>>);
-
-impl ServerTls {
-    /// Starts with `config`.
-    pub fn new(config: Arc<ServerConfig>) -> Self {
-        ServerTls(RwLock::new(config))
-    }
-
-    /// The current configuration.
-    pub fn current(&self) -> Arc<ServerConfig> {
-        match self.0.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Switches to `config` for new connections.
-    pub fn set(&self, config: Arc<ServerConfig>) {
-        match self.0.write() {
-            Ok(mut c) => *c = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
-    }
-}
 
 /// Accepts connections on `listener` until `shutdown` turns true, then stops accepting, asks
 /// every connection to finish (HTTP/2 GOAWAY) and waits for them. The caller bounds that wait.
@@ -54,58 +22,32 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut accepted = std::pin::pin!(incoming(listener, move || tls.current()));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, addr)) => {
-                    conns.spawn(connection(
-                        tcp,
-                        addr,
-                        tls.current(),
-                        Arc::clone(&proxy),
-                        shutdown.clone(),
-                    ));
+            next = accepted.next() => match next {
+                Some(Ok(conn)) => {
+                    conns.spawn(connection(conn, Arc::clone(&proxy), shutdown.clone()));
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Some(Err(e)) => tracing::warn!("accepting a connection: {e}"),
+                None => break,
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    drop(listener);
+    // Dropping the stream stops the accept loop and closes the listener.
+    drop(accepted);
     while conns.join_next().await.is_some() {}
 }
 
-async fn connection(
-    tcp: TcpStream,
-    addr: SocketAddr,
-    tls: Arc<ServerConfig>,
-    proxy: Arc<Proxy>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let stream =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(tcp)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::info!(peer = %addr, "TLS handshake failed: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::info!(peer = %addr, "TLS handshake timed out");
-                return;
-            }
-        };
-    let organizations = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|certs| certs.first())
+async fn connection(conn: TlsConn, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+    let info = conn.info().clone();
+    let addr = info.remote_addr;
+    let organizations = info
+        .peer_certificate
+        .as_deref()
         .and_then(|leaf| peer_cert_organizations(leaf).ok())
         .unwrap_or_default();
     let peer = Arc::new(PeerInfo {
@@ -123,7 +65,7 @@ async fn connection(
         .initial_stream_window_size(65535 * 32)
         .initial_connection_window_size(65535 * 16)
         .max_send_buf_size(1 << 20);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(conn), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {

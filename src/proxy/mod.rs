@@ -8,7 +8,8 @@
 //! taken from the API descriptors ([`methods`]), decides how replies are merged.
 //!
 //! - [`server`]: the call handler ([`Proxy`]).
-//! - [`listener`]: TLS + HTTP/2 serving with per-connection peer identity.
+//! - [`listener`]: HTTP/2 serving of the TLS connections [`crate::auth::serve`] accepts, with
+//!   per-connection peer identity.
 //! - [`backend`]: channels to machined and to other nodes (mutual TLS).
 
 pub mod backend;
@@ -20,6 +21,6 @@ pub mod server;
 pub mod splice;
 
 pub use backend::Backends;
-pub use listener::{serve, ServerTls};
+pub use listener::serve;
 pub use route::{LocalAddresses, Route};
 pub use server::{PeerInfo, Proxy, ProxyConfig, MAX_MESSAGE_SIZE};
