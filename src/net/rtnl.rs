@@ -1,8 +1,11 @@
-//! rtnetlink wrappers: read links, addresses and routes into plain structs, and make the few
-//! changes networkd needs (link up, MTU, addresses with lifetimes, route replace/delete).
+//! rtnetlink wrappers, the only netlink code: read links, addresses and routes into plain
+//! structs, and make the changes networkd needs (link up, MTU, addresses with lifetimes, route
+//! replace/delete) and the container provisioner needs (bridge and veth links, moving a link
+//! into another network namespace, renaming, a default route).
 //!
 //! [`Netlink::connect`] must be called inside a tokio runtime: the netlink connection runs as a
-//! task of that runtime.
+//! task of that runtime. Netlink sockets act on the network namespace of the thread that opens
+//! them.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,11 +19,12 @@ use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
 };
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-/// errno values networkd treats specially.
+/// errno values treated specially.
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
+const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
 
 /// A network interface as rtnetlink reports it.
@@ -229,7 +233,101 @@ impl Netlink {
 
     /// The link called `name`, if there is one.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
-        Ok(self.links().await?.into_iter().find(|l| l.name == name))
+        let mut replies = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match replies.try_next().await {
+            Ok(reply) => Ok(reply.as_ref().map(link_from_message)),
+            // A name the kernel does not know comes back as "no such device".
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == ENODEV => Ok(None),
+            Err(e) => Err(NetlinkError::request(format!("look up link {name}"))(e)),
+        }
+    }
+
+    /// The index of the link called `name`, if there is one.
+    pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.link_by_name(name).await?.map(|l| l.index))
+    }
+
+    /// Creates a bridge `name` with `mtu`, administratively up.
+    pub async fn add_bridge(&self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(LinkBridge::new(name).mtu(mtu).up().build())
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!("create bridge {name}")))
+    }
+
+    /// Creates a veth pair `name`/`peer` with `mtu`, `name` enslaved to the bridge with index
+    /// `bridge`, both up.
+    pub async fn add_veth(
+        &self,
+        name: &str,
+        peer: &str,
+        mtu: u32,
+        bridge: u32,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(
+                LinkVeth::new(name, peer)
+                    .mtu(mtu)
+                    .controller(bridge)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "create veth {name} (peer {peer})"
+            )))
+    }
+
+    /// Deletes a link; one that is already gone is not an error.
+    pub async fn del_link(&self, index: u32) -> Result<(), NetlinkError> {
+        let res = self
+            .handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!("delete link {index}")));
+        match res {
+            Err(e) if e.errno() == Some(ENODEV) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Moves a link into the network namespace of process `pid`.
+    pub async fn move_to_netns_of(&self, index: u32, pid: u32) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index).setns_by_pid(pid).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "move link {index} into the network namespace of pid {pid}"
+            )))
+    }
+
+    /// Renames a (down) link.
+    pub async fn rename(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .name(name.to_string())
+            .build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "rename link {index} to {name}"
+            )))
     }
 
     /// Sets a link administratively up.
@@ -359,6 +457,27 @@ impl Netlink {
             .map_err(NetlinkError::request(format!(
                 "add route {}/{} via {:?} metric {}",
                 spec.destination, spec.prefix_len, spec.gateway, spec.metric
+            )))
+    }
+
+    /// Adds the IPv4 default route via `gateway` out of link `index` (a static route in the
+    /// main table, as a provisioner sets it up for its nodes).
+    pub async fn add_default_route(
+        &self,
+        gateway: Ipv4Addr,
+        index: u32,
+    ) -> Result<(), NetlinkError> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "add the default route via {gateway} on link {index}"
             )))
     }
 
@@ -590,4 +709,83 @@ fn route_from_message(m: &RouteMessage, names: &HashMap<u32, String>) -> Route {
         route.out_link_name = names.get(&i).cloned().unwrap_or_default();
     }
     route
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::ns;
+
+    /// A named network namespace, deleted on drop.
+    struct TestNetns(String);
+
+    impl Drop for TestNetns {
+        fn drop(&mut self) {
+            let _ = ns::delete_named_netns(&self.0);
+        }
+    }
+
+    #[test]
+    fn links_addresses_and_routes_in_a_private_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: creating a network namespace needs root");
+            return;
+        }
+        let netns = TestNetns(format!("talos-rtnl-{}", std::process::id()));
+        let path = ns::create_named_netns(&netns.0).expect("netns");
+        let result = ns::in_netns(&path, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let nl = Netlink::connect().expect("netlink");
+                assert_eq!(nl.link_index("br-t").await.expect("lookup"), None);
+                nl.add_bridge("br-t", 1400).await.expect("bridge");
+                let br = nl
+                    .link_index("br-t")
+                    .await
+                    .expect("lookup")
+                    .expect("bridge");
+                nl.add_veth("vt0", "vt0p", 1400, br).await.expect("veth");
+                let veth = nl.link_by_name("vt0").await.expect("lookup").expect("vt0");
+                assert_eq!((veth.kind.as_str(), veth.master_index), ("veth", br));
+                let peer = nl.link_index("vt0p").await.expect("lookup").expect("peer");
+                nl.rename(peer, "eth9").await.expect("rename");
+                nl.set_mtu(peer, 1300).await.expect("mtu");
+                nl.set_up(peer).await.expect("up");
+                let eth9 = nl
+                    .link_by_name("eth9")
+                    .await
+                    .expect("lookup")
+                    .expect("eth9");
+                assert_eq!((eth9.index, eth9.mtu, eth9.is_up()), (peer, 1300, true));
+                nl.add_address(peer, Ipv4Addr::new(10, 9, 0, 2), 24, None)
+                    .await
+                    .expect("address");
+                nl.add_default_route(Ipv4Addr::new(10, 9, 0, 1), peer)
+                    .await
+                    .expect("route");
+                let routes = nl.routes().await.expect("routes");
+                assert!(
+                    routes.iter().any(|r| r.destination.is_none()
+                        && r.gateway == Some(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)))
+                        && r.out_link_name == "eth9"),
+                    "{routes:?}"
+                );
+                let names: Vec<String> = nl
+                    .links()
+                    .await
+                    .expect("links")
+                    .into_iter()
+                    .map(|l| l.name)
+                    .collect();
+                assert!(names.contains(&"eth9".to_string()), "{names:?}");
+                nl.del_link(br).await.expect("delete");
+                nl.del_link(br).await.expect("deleting twice is fine");
+                assert_eq!(nl.link_index("br-t").await.expect("lookup"), None);
+            })
+        });
+        result.expect("in the namespace");
+    }
 }

@@ -43,14 +43,12 @@ pub enum ProvisionError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A netlink request failed.
-    #[error("{what}: {detail}")]
-    Netlink {
-        /// What was being done.
-        what: String,
-        /// The netlink error.
-        detail: String,
-    },
+    /// A netlink request failed (the error says which).
+    #[error(transparent)]
+    Netlink(#[from] crate::net::rtnl::NetlinkError),
+    /// A link the network set-up needs is missing.
+    #[error("no link named {0}")]
+    NoSuchLink(String),
     /// A system call failed.
     #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
