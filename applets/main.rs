@@ -1,7 +1,8 @@
 //! The `talos` multicall binary.
 //!
 //! The applet is chosen by the basename of `argv[0]` (`/sbin/apid` → apid), or, when the binary is
-//! called by its own name, by the first argument (`talos talosctl version --client`).
+//! called by its own name, by the first argument (`talos talosctl version --client`). Every
+//! applet runs through [`edge::main`]: parse, logging, run, exit code.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -14,6 +15,8 @@ mod installer;
 mod networkd;
 mod talosctl;
 mod trustd;
+
+use edge::EXIT_USAGE;
 
 /// An applet entry point: takes its full argument list (argv[0] is the applet name) and returns
 /// the process exit code.
@@ -37,9 +40,6 @@ const APPLETS: &[(&str, Applet, &str)] = &[
     ("installer", installer::main, "installs the OS to a disk"),
     ("talosctl", talosctl::main, "the Talos CLI"),
 ];
-
-/// Exit code for a usage error (unknown applet), as for any CLI usage error.
-const EXIT_USAGE: u8 = 2;
 
 fn find(name: &str) -> Option<Applet> {
     APPLETS

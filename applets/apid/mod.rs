@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::edge::{self, Errors};
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
 use talos::auth::serve::ServerTls;
@@ -91,12 +92,7 @@ pub struct Cli {
 
 /// Entry point of the `apid` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match crate::edge::parse::<Cli>(args) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    crate::edge::init_service_tracing();
-    crate::edge::finish("apid", run(cli))
+    edge::main(args, Errors::Named("apid"), edge::stderr_logging, run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

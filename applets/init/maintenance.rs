@@ -19,7 +19,6 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,37 +72,24 @@ pub struct Applied {
     pub mode: ApplyMode,
 }
 
-/// Runs `talos machined --maintenance`; exits 0 once a config has been applied (or on
-/// SIGTERM/SIGINT).
-pub fn main(cli: &super::Cli) -> ExitCode {
-    let logs = Arc::new(LogBuffers::default());
-    super::init_tracing(&logs);
-    let result = options(cli).and_then(|opts| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let result = runtime.block_on(run(opts, logs));
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        result
-    });
-    match result {
-        Ok(Some(applied)) => {
-            eprintln!(
-                "maintenance: configuration stored in {} (mode {}); leaving maintenance mode",
-                applied.path.display(),
-                mode_name(applied.mode as i32)
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{}", chain(e.as_ref()));
-            eprintln!("machined: {}", chain(e.as_ref()));
-            ExitCode::from(1)
-        }
+/// Runs `talos machined --maintenance` until a config has been applied (or SIGTERM/SIGINT).
+pub fn main(cli: &super::Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> {
+    let opts = options(cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(run(opts, logs));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(applied) = result? {
+        eprintln!(
+            "maintenance: configuration stored in {} (mode {}); leaving maintenance mode",
+            applied.path.display(),
+            mode_name(applied.mode as i32)
+        );
     }
+    Ok(())
 }
 
 fn options(cli: &super::Cli) -> anyhow::Result<Options> {

@@ -28,13 +28,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::edge::{self, Errors, UsageError};
 use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Parser;
 use talos::config::Mode;
 use talos::constants::{APID_LISTEN_ADDRESS, MACHINE_SOCKET_PATH};
-use talos::errors::chain;
 use talos::events::EventBus;
+use talos::log::LogOptions;
 use talos::logbuf::LogBuffers;
 
 /// How long a graceful shutdown may take before machined exits anyway.
@@ -71,61 +72,46 @@ pub struct Cli {
     pub platform: Mode,
 }
 
+impl Cli {
+    /// Whether this is the node's init (neither `--api-only` nor `--maintenance`).
+    fn is_node_init(&self) -> bool {
+        !self.api_only && !self.maintenance
+    }
+}
+
 /// Entry point of the `init` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     // PID 1 of the initramfs (`/init`): stage 1 mounts the real root and execs /sbin/init.
     if stage1::is_stage1(&args) {
         return stage1::main();
     }
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    if cli.maintenance {
-        return maintenance::main(&cli);
-    }
-    if !cli.api_only {
-        if std::process::id() == 1 {
-            return pid1::main(&cli);
-        }
-        eprintln!(
-            "machined: not running as PID 1; the node's init must be PID 1 (use --api-only or \
-             --maintenance for development)"
-        );
-        return ExitCode::from(2);
-    }
-    match run_api_only(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{}", chain(e.as_ref()));
-            eprintln!("machined: {}", chain(e.as_ref()));
-            ExitCode::from(1)
-        }
-    }
+    let logs = Arc::new(LogBuffers::default());
+    let buffer = logs.buffer("machined");
+    edge::main(
+        args,
+        Errors::Named("machined"),
+        // The node's init sets up its logging itself once /dev is there (see `pid1`).
+        |cli: &Cli| (!cli.is_node_init()).then(|| LogOptions::default().buffer(buffer)),
+        |cli| run(cli, logs),
+    )
 }
 
-/// Sends tracing output to stderr and to the `machined` log buffer.
-fn init_tracing(logs: &LogBuffers) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .with_timer(talos::logbuf::TalosTime);
-    let buffer = logs.buffer("machined");
-    // Fails only if a subscriber is already installed (then that one keeps logging).
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(talos::logbuf::fmt_layer(&buffer))
-        .try_init();
+fn run(cli: Cli, logs: Arc<LogBuffers>) -> anyhow::Result<ExitCode> {
+    if cli.maintenance {
+        maintenance::main(&cli, logs)?;
+    } else if cli.api_only {
+        run_api_only(cli, logs)?;
+    } else if std::process::id() == 1 {
+        return Ok(pid1::main(&cli, logs));
+    } else {
+        return Err(UsageError(
+            "not running as PID 1; the node's init must be PID 1 (use --api-only or \
+             --maintenance for development)"
+                .into(),
+        )
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
@@ -137,9 +123,7 @@ fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating state directory {}", dir.display()))
 }
 
-fn run_api_only(cli: Cli) -> anyhow::Result<()> {
-    let logs = Arc::new(LogBuffers::default());
-    init_tracing(&logs);
+fn run_api_only(cli: Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> {
     if let Some(dir) = &cli.state_dir {
         prepare_state_dir(dir)?;
     }
@@ -207,5 +191,33 @@ async fn serve_api_only(cli: &Cli, logs: Arc<LogBuffers>) -> anyhow::Result<()> 
             tracing::warn!("API server did not stop within {SHUTDOWN_GRACE:?}; exiting anyway");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_is_parsed_once_into_the_mode() {
+        let cli = Cli::try_parse_from(["machined", "--api-only"]).expect("defaults");
+        assert_eq!(cli.platform, Mode::Container);
+        assert_eq!(cli.socket, PathBuf::from(MACHINE_SOCKET_PATH));
+        assert_eq!(cli.listen, "0.0.0.0:50000");
+        let cli =
+            Cli::try_parse_from(["machined", "--api-only", "--platform", "metal"]).expect("metal");
+        assert_eq!(cli.platform, Mode::Metal);
+        // Only the platforms this build runs are accepted here.
+        let err = Cli::try_parse_from(["machined", "--api-only", "--platform", "cloud"])
+            .expect_err("cloud");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn only_the_plain_invocation_is_the_node_init() {
+        let parse = |a: &[&str]| Cli::try_parse_from(a).expect("parses");
+        assert!(parse(&["init"]).is_node_init());
+        assert!(!parse(&["init", "--api-only"]).is_node_init());
+        assert!(!parse(&["init", "--maintenance"]).is_node_init());
     }
 }

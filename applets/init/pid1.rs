@@ -32,6 +32,7 @@ use talos::config::Mode;
 use talos::constants;
 use talos::errors::chain;
 use talos::events::EventBus;
+use talos::log::LogOptions;
 use talos::logbuf::LogBuffers;
 use talos::platform::{Cmdline, Platform};
 use talos::sys::power::PowerAction;
@@ -483,63 +484,8 @@ fn libc_signal(signal: nix::sys::signal::Signal) -> i32 {
     signal as i32
 }
 
-/// Writes each log line as one `/dev/kmsg` record.
-#[derive(Clone)]
-struct Kmsg(Arc<Mutex<std::fs::File>>);
-
-impl std::io::Write for Kmsg {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut line = b"<6>[talos] ".to_vec();
-        line.extend_from_slice(&buf[..buf.len().min(900)]);
-        if let Ok(mut file) = self.0.lock() {
-            // The kernel log is best effort: a lost line must not stop PID 1.
-            let _ = file.write(&line);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn init_tracing(logs: &LogBuffers, kmsg: bool) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_timer(talos::logbuf::TalosTime);
-    let kmsg_layer = kmsg
-        .then(|| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(talos::sys::kmsg::KMSG_PATH)
-                .ok()
-        })
-        .flatten()
-        .map(|file| {
-            let writer = Kmsg(Arc::new(Mutex::new(file)));
-            tracing_subscriber::fmt::layer()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .with_target(false)
-                .without_time()
-        });
-    let buffer = logs.buffer("machined");
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(kmsg_layer)
-        .with(talos::logbuf::fmt_layer(&buffer))
-        .try_init();
-}
-
 /// The `init` applet in PID-1 mode.
-pub fn main(cli: &super::Cli) -> ExitCode {
+pub fn main(cli: &super::Cli, logs: Arc<LogBuffers>) -> ExitCode {
     let is_pid1 = std::process::id() == 1;
     let early = is_pid1.then(|| {
         let table: Vec<_> = talos::sys::mount::PSEUDO_FILESYSTEMS
@@ -562,8 +508,12 @@ pub fn main(cli: &super::Cli) -> ExitCode {
                 Some(e),
             ),
         };
-    let logs = Arc::new(LogBuffers::default());
-    init_tracing(&logs, !platform.mode().in_container() && is_pid1);
+    talos::log::init(
+        &LogOptions::default()
+            .plain()
+            .buffer(logs.buffer("machined"))
+            .kmsg(!platform.mode().in_container() && is_pid1),
+    );
     tracing::info!(
         version = talos::version::TALOS_VERSION,
         platform = platform_name,

@@ -27,14 +27,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use talos::constants::MACHINE_SOCKET_PATH;
+use talos::constants::{MACHINE_SOCKET_PATH, POD_RESOLV_CONF_PATH};
 use talos::errors::chain;
 use talos::net::client::{Client, ClientConfig, LeaseEvent};
 use talos::net::dhcp::{ClientId, Lease};
 use talos::net::publish::{CosiPublisher, MemoryPublisher, Publisher};
 use talos::net::resources::{self, HostnameStatusSpec, NetResource};
 use talos::net::rtnl::{Link, Netlink};
-use talos::net::{apply, DEFAULT_RESOLV_CONF, DEFAULT_ROUTE_METRIC};
+use talos::net::{apply, DEFAULT_ROUTE_METRIC};
 use tokio::sync::mpsc;
 
 /// Owner of the published resources.
@@ -52,7 +52,7 @@ pub struct Cli {
     pub machined_socket: PathBuf,
 
     /// Where to write the resolvers.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_RESOLV_CONF)]
+    #[arg(long, value_name = "PATH", default_value = POD_RESOLV_CONF_PATH)]
     pub resolv_conf: PathBuf,
 
     /// Run DHCP on exactly these links (any kind, virtual ones too) instead of every physical
@@ -79,38 +79,26 @@ pub struct Cli {
 
 /// Entry point of the `networkd` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match crate::edge::parse::<Cli>(args) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    crate::edge::init_service_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("networkd: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let res = rt.block_on(async {
-        if cli.no_publish {
-            run(cli, MemoryPublisher::default()).await
-        } else {
-            let p = CosiPublisher::new(cli.machined_socket.clone(), OWNER);
-            run(cli, p).await
-        }
-    });
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{}", chain(e.as_ref()));
-            eprintln!("networkd: {}", chain(e.as_ref()));
-            ExitCode::from(1)
-        }
-    }
+    crate::edge::main(
+        args,
+        crate::edge::Errors::Named("networkd"),
+        crate::edge::stderr_logging,
+        |cli: Cli| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async {
+                if cli.no_publish {
+                    run(cli, MemoryPublisher::default()).await
+                } else {
+                    let p = CosiPublisher::new(cli.machined_socket.clone(), OWNER);
+                    run(cli, p).await
+                }
+            })
+        },
+    )
 }
 
 /// Which links get a DHCP client: the named ones, or every physical non-loopback link; never

@@ -4,7 +4,6 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use talos::errors::chain;
 
 mod apply;
 mod cluster;
@@ -123,22 +122,7 @@ enum Command {
 
 /// Entry point of the `talosctl` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<session::AlreadyReported>() => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {}", chain(e.as_ref()));
-            ExitCode::from(1)
-        }
-    }
+    crate::edge::main(args, crate::edge::Errors::Cli, crate::edge::no_logging, run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

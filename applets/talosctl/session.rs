@@ -2,8 +2,6 @@
 //! the talosconfig context (or the global overrides) gives endpoints, credentials and nodes;
 //! `--insecure` dials the nodes directly with the maintenance-mode TLS settings.
 
-use std::fmt;
-
 use anyhow::Context as _;
 use talos::api::common::Metadata;
 use talos::client::connect::{self, Client, Credentials};
@@ -11,17 +9,8 @@ use talos::client::talosconfig;
 
 use super::Global;
 
-/// Error returned after the command already printed its per-node errors: exit 1, print nothing.
-#[derive(Debug)]
-pub struct AlreadyReported;
-
-impl fmt::Display for AlreadyReported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "one or more nodes failed")
-    }
-}
-
-impl std::error::Error for AlreadyReported {}
+/// Returned after the command already printed its per-node errors: exit 1, print nothing.
+pub use crate::edge::AlreadyReported;
 
 /// A connected client plus the nodes to target.
 pub struct Session {

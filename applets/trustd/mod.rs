@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::edge::{self, Errors};
 use anyhow::Context as _;
 use clap::Parser;
 use talos::api::securityapi::{
@@ -74,12 +75,7 @@ pub struct Cli {
 
 /// Entry point of the `trustd` applet.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match crate::edge::parse::<Cli>(args) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    crate::edge::init_service_tracing();
-    crate::edge::finish("trustd", run(cli))
+    edge::main(args, Errors::Named("trustd"), edge::stderr_logging, run)
 }
 
 /// Where the token comes from.

@@ -27,6 +27,3 @@ pub const DEFAULT_ROUTE_METRIC: u32 = 1024;
 
 /// Resolvers used when no lease names any DNS server.
 pub const DEFAULT_RESOLVERS: [Ipv4Addr; 2] = [Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)];
-
-/// The resolv.conf machined's root serves to the host processes on a Talos node.
-pub const DEFAULT_RESOLV_CONF: &str = crate::constants::POD_RESOLV_CONF_PATH;

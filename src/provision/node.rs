@@ -120,12 +120,12 @@ fn prepare_mounts(spec: &NodeSpec) -> Result<(), ProvisionError> {
     let var_src = spec.node_dir.join("var");
     mkdir(&state_src)?;
     mkdir(&var_src)?;
-    let state_dst = crate::constants::below(&root, crate::constants::STATE_MOUNT_POINT);
+    let state_dst = crate::constants::below(root, crate::constants::STATE_MOUNT_POINT);
     mkdir(&state_dst)?;
     bind(&state_src, &state_dst, MsFlags::empty())?;
     bind(
         &var_src,
-        &crate::constants::below(&root, crate::constants::EPHEMERAL_MOUNT_POINT),
+        &crate::constants::below(root, crate::constants::EPHEMERAL_MOUNT_POINT),
         MsFlags::empty(),
     )?;
 

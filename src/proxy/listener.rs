@@ -22,7 +22,7 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut accepted = std::pin::pin!(incoming(listener, move || tls.current()));
+    let mut accepted = Box::pin(incoming(listener, move || tls.current()));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
