@@ -28,7 +28,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::edge::{self, Errors};
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
 use talos::auth::serve::ServerTls;
@@ -37,6 +36,8 @@ use talos::constants::{APID_LISTEN_ADDRESS, APID_SECRETS_PATH, MACHINE_SOCKET_PA
 use talos::duration::parse_duration_or_seconds;
 use talos::errors::chain;
 use talos::proxy::{self, Backends, LocalAddresses, Proxy, ProxyConfig};
+
+use crate::edge::{self, Errors};
 
 /// How long calls in flight may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

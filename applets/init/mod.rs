@@ -28,7 +28,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::edge::{self, Errors, UsageError};
 use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Parser;
@@ -37,6 +36,8 @@ use talos::constants::{APID_LISTEN_ADDRESS, MACHINE_SOCKET_PATH};
 use talos::events::EventBus;
 use talos::log::LogOptions;
 use talos::logbuf::LogBuffers;
+
+use crate::edge::{self, Errors, UsageError};
 
 /// How long a graceful shutdown may take before machined exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -24,7 +24,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::edge::{self, Errors};
 use anyhow::Context as _;
 use clap::Parser;
 use talos::api::securityapi::{
@@ -41,6 +40,8 @@ use talos::secrets::{
     PEM_CERTIFICATE,
 };
 use tonic::{Request, Response, Status};
+
+use crate::edge::{self, Errors};
 
 /// Environment variable holding the machine token when no `--token-file` is given.
 pub const TOKEN_ENV: &str = "TRUSTD_TOKEN";
