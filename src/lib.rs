@@ -11,6 +11,7 @@
 //! | [`api`] | the Talos 1.7 gRPC API (generated) |
 //! | [`constants`] | node paths, sockets, ports, user ids (Talos's `pkg/machinery/constants`) |
 //! | [`yaml`] | YAML output byte-identical to Talos's |
+//! | [`errors`] | the one error-chain printer (stderr, kernel log, `tonic::Status`) and gRPC codes |
 //! | [`version`] | build-time version facts |
 //! | **node side** | |
 //! | [`sys`] | thin syscall and kernel-interface wrappers; the only `unsafe` |
