@@ -4,6 +4,8 @@
 //! `version: v1alpha1` or its top-level keys) and any number of typed documents identified by
 //! `kind`. [`Config`] loads such a stream strictly (unknown keys are errors naming the file,
 //! document, key path and what was expected), writes it back in Talos's layout, and validates it.
+//! On a node, [`ConfigStore`] is the one place the machine config is accepted (parsed and
+//! validated), persisted and loaded.
 
 pub mod comments;
 pub mod docs;
@@ -11,6 +13,7 @@ pub mod documents;
 pub mod generate;
 pub mod mode;
 pub mod patch;
+pub mod store;
 pub mod types;
 pub mod v1alpha1;
 pub mod validate;
@@ -24,6 +27,7 @@ pub use documents::{
     WatchdogTimerConfig,
 };
 pub use mode::Mode;
+pub use store::{ConfigStore, ConfigStoreError, ValidConfig};
 pub use types::{DiskSize, FileMode, PortRange};
 pub use v1alpha1::*;
 pub use validate::{ValidationError, ValidationErrors, Warning};
