@@ -490,7 +490,9 @@ mod fake_cosi {
 #[test]
 fn cosi_publisher_creates_updates_destroys() {
     use talos::net::publish::{CosiPublisher, Publisher as _};
-    use talos::net::resources::{self, NetResource};
+    use talos::net::status;
+    use talos::resources::specs::{HostnameStatusSpec, ResolverStatusSpec};
+    use talos::resources::{Resource, ResourceSpec as _};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = fake_cosi::Running::start(&dir.path().join("machine.sock"));
@@ -500,14 +502,14 @@ fn cosi_publisher_creates_updates_destroys() {
         .expect("runtime");
     rt.block_on(async {
         let mut p = CosiPublisher::new(server.socket.clone(), "network.DHCPController");
-        let resolvers = |ips: &[Ipv4Addr]| resources::resolver_status(ips).expect("resolvers");
-        let host: NetResource = resources::hostname_status("node1").expect("hostname");
+        let resolvers = |ips: &[Ipv4Addr]| status::resolver_status(ips);
+        let host: Resource = status::hostname_status("node1");
         p.sync(&[resolvers(&[Ipv4Addr::new(1, 1, 1, 1)]), host.clone()])
             .await
             .expect("first sync");
         assert_eq!(
             server
-                .version(resources::RESOLVER_STATUS_TYPE, "resolvers")
+                .version(ResolverStatusSpec::TYPE, "resolvers")
                 .as_deref(),
             Some("1")
         );
@@ -519,23 +521,19 @@ fn cosi_publisher_creates_updates_destroys() {
             .await
             .expect("changed");
         let yaml = server
-            .spec(resources::RESOLVER_STATUS_TYPE, "resolvers")
+            .spec(ResolverStatusSpec::TYPE, "resolvers")
             .expect("resolvers published");
         assert!(yaml.contains("10.0.0.53"), "{yaml}");
         assert_eq!(
             server
-                .version(resources::RESOLVER_STATUS_TYPE, "resolvers")
+                .version(ResolverStatusSpec::TYPE, "resolvers")
                 .as_deref(),
             Some("2")
         );
         // Gone: destroyed.
         p.sync(std::slice::from_ref(&host)).await.expect("removal");
-        assert!(server
-            .spec(resources::RESOLVER_STATUS_TYPE, "resolvers")
-            .is_none());
-        assert!(server
-            .spec(resources::HOSTNAME_STATUS_TYPE, "hostname")
-            .is_some());
+        assert!(server.spec(ResolverStatusSpec::TYPE, "resolvers").is_none());
+        assert!(server.spec(HostnameStatusSpec::TYPE, "hostname").is_some());
     });
     let calls = server.fake.calls.lock().expect("lock").clone();
     assert_eq!(

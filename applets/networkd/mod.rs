@@ -32,9 +32,10 @@ use talos::errors::chain;
 use talos::net::client::{Client, ClientConfig, LeaseEvent};
 use talos::net::dhcp::{ClientId, Lease};
 use talos::net::publish::{CosiPublisher, MemoryPublisher, Publisher};
-use talos::net::resources::{self, HostnameStatusSpec, NetResource};
 use talos::net::rtnl::{Link, Netlink};
-use talos::net::{apply, DEFAULT_ROUTE_METRIC};
+use talos::net::{apply, status, DEFAULT_ROUTE_METRIC};
+use talos::resources::specs::HostnameStatusSpec;
+use talos::resources::Resource;
 use tokio::sync::mpsc;
 
 /// Owner of the published resources.
@@ -304,22 +305,25 @@ impl<P: Publisher> Networkd<P> {
         self.publish().await;
     }
 
-    async fn statuses(&self) -> anyhow::Result<Vec<NetResource>> {
+    async fn statuses(&self) -> anyhow::Result<Vec<Resource>> {
         let mut out = Vec::new();
         for link in self.nl.links().await? {
-            out.push(resources::link_status(&link)?);
+            out.push(status::link_status(&link));
         }
         for addr in self.nl.addresses().await? {
-            out.push(resources::address_status(&addr)?);
+            out.push(status::address_status(&addr));
         }
         for route in self.nl.routes().await? {
-            out.push(resources::route_status(&route)?);
+            out.push(status::route_status(&route));
         }
-        out.push(resources::resolver_status(&self.resolvers().0)?);
-        out.push(resources::hostname_status_spec(&self.hostname())?);
+        out.push(status::resolver_status(&self.resolvers().0));
+        out.push(status::hostname_status_spec(&self.hostname()));
         // Two kernel routes can map to one Talos id; keep the first.
         let mut seen = std::collections::HashSet::new();
-        out.retain(|r| seen.insert((r.kind, r.id.clone())));
+        out.retain(|r| {
+            let md = &r.metadata;
+            seen.insert((md.resource_type.clone(), md.id.clone()))
+        });
         Ok(out)
     }
 

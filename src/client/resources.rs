@@ -7,10 +7,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::api::cosi::resource as cosi;
 
-/// Namespace of the COSI meta resources.
-pub const META_NAMESPACE: &str = "meta";
-/// Type of resource definitions.
-pub const RESOURCE_DEFINITION_TYPE: &str = "ResourceDefinitions.meta.cosi.dev";
+pub use crate::resources::registry::{META_NAMESPACE, RESOURCE_DEFINITION_TYPE};
 
 /// Errors of resource handling.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Host networking for the `networkd` applet: links, addresses and routes over rtnetlink, a
-//! DHCPv4 client, and the network status resources networkd publishes to machined.
+//! DHCPv4 client, and the network status networkd publishes to machined (as typed resources of
+//! [`crate::resources::specs::network`]).
 //!
 //! | module | what |
 //! |---|---|
@@ -7,7 +8,7 @@
 //! | [`dhcp`] | DHCPv4 messages (built and parsed with `dhcproto`), leases, lease timers and back-off |
 //! | [`client`] | the DHCPv4 client state machine on a UDP socket bound to one link |
 //! | [`apply`] | applying a lease to the kernel and writing `resolv.conf` |
-//! | [`resources`] | `LinkStatus`, `AddressStatus`, `RouteStatus`, `ResolverStatus`, `HostnameStatus` specs with Talos 1.7's YAML field names |
+//! | [`status`] | the `LinkStatus`, `AddressStatus`, `RouteStatus`, `ResolverStatus` and `HostnameStatus` resources of what rtnetlink reports, with Talos 1.7's ids and enumeration names |
 //! | [`publish`] | the [`publish::Publisher`] trait and its COSI State API implementation |
 //!
 //! Defaults follow Talos: the DHCP route metric is [`DEFAULT_ROUTE_METRIC`] and, when no lease
@@ -17,8 +18,8 @@ pub mod apply;
 pub mod client;
 pub mod dhcp;
 pub mod publish;
-pub mod resources;
 pub mod rtnl;
+pub mod status;
 
 use std::net::Ipv4Addr;
 

@@ -1,7 +1,8 @@
 //! Publishing network status resources to machined.
 //!
-//! A [`Publisher`] is handed the complete set of resources networkd currently reports; it makes
-//! the remote side match (create new ones, update changed ones, destroy vanished ones).
+//! A [`Publisher`] is handed the complete set of resources networkd currently reports (typed
+//! [`Resource`]s of the one resource model, [`crate::resources`]); it makes the remote side
+//! match (create new ones, update changed ones, destroy vanished ones).
 //! [`CosiPublisher`] does this over machined's unix socket with the COSI State API
 //! (`cosi.resource.State`); [`MemoryPublisher`] keeps them in memory for tests and
 //! `--no-publish`. Failures are returned to the caller, which logs them and tries again on the
@@ -15,15 +16,24 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::resources::{NetResource, NAMESPACE};
 use crate::api::cosi::resource::state_client::StateClient;
 use crate::api::cosi::resource::{
-    CreateOptions, CreateRequest, DestroyOptions, DestroyRequest, GetRequest, Metadata, Resource,
-    Spec, UpdateOptions, UpdateRequest,
+    self as pb, CreateOptions, CreateRequest, DestroyOptions, DestroyRequest, GetRequest,
+    UpdateOptions, UpdateRequest,
 };
+use crate::resources::{wire, Resource, Spec, StateError};
 
-/// Key of a published resource: (type, id).
-pub type ResourceKey = (&'static str, String);
+/// Key of a published resource: (namespace, type, id).
+pub type ResourceKey = (String, String, String);
+
+fn key(r: &Resource) -> ResourceKey {
+    let md = &r.metadata;
+    (
+        md.namespace.clone(),
+        md.resource_type.clone(),
+        md.id.clone(),
+    )
+}
 
 /// Errors while publishing.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +53,22 @@ pub enum PublishError {
         /// `create`, `update`, `destroy`, `get`.
         call: &'static str,
         /// Resource type.
-        kind: &'static str,
+        kind: String,
         /// Resource id.
         id: String,
         /// The gRPC status.
         status: tonic::Status,
+    },
+    /// A spec could not be put in its wire form.
+    #[error("cannot encode {kind} {id:?}")]
+    Encode {
+        /// Resource type.
+        kind: String,
+        /// Resource id.
+        id: String,
+        /// Why.
+        #[source]
+        source: StateError,
     },
 }
 
@@ -56,7 +77,7 @@ pub trait Publisher: Send {
     /// Makes the published set equal to `resources`.
     fn sync(
         &mut self,
-        resources: &[NetResource],
+        resources: &[Resource],
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
@@ -64,40 +85,38 @@ pub trait Publisher: Send {
 #[derive(Debug, Default)]
 pub struct MemoryPublisher {
     /// What is currently published.
-    pub published: BTreeMap<ResourceKey, String>,
+    pub published: BTreeMap<ResourceKey, Spec>,
     /// How many rounds ran.
     pub rounds: usize,
 }
 
 impl Publisher for MemoryPublisher {
-    async fn sync(&mut self, resources: &[NetResource]) -> Result<(), PublishError> {
-        self.published = resources
-            .iter()
-            .map(|r| ((r.kind, r.id.clone()), r.yaml.clone()))
-            .collect();
+    async fn sync(&mut self, resources: &[Resource]) -> Result<(), PublishError> {
+        self.published = resources.iter().map(|r| (key(r), r.spec.clone())).collect();
         self.rounds += 1;
         Ok(())
     }
 }
 
 /// What to do to one resource to reach the desired state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// New or changed: create it, or update it if it exists.
-    Put(NetResource),
+    Put(Resource),
     /// Gone: destroy it.
     Destroy(ResourceKey),
 }
 
-/// The changes that turn `published` into `desired`.
-pub fn diff(published: &BTreeMap<ResourceKey, String>, desired: &[NetResource]) -> Vec<Change> {
+/// The changes that turn `published` into `desired` (specs compare as typed values).
+pub fn diff(published: &BTreeMap<ResourceKey, Spec>, desired: &[Resource]) -> Vec<Change> {
     let mut out = Vec::new();
     let mut wanted = BTreeMap::new();
     for r in desired {
-        wanted.insert((r.kind, r.id.clone()), ());
-        if published.get(&(r.kind, r.id.clone())) != Some(&r.yaml) {
+        let k = key(r);
+        if published.get(&k) != Some(&r.spec) {
             out.push(Change::Put(r.clone()));
         }
+        wanted.insert(k, ());
     }
     for key in published.keys() {
         if !wanted.contains_key(key) {
@@ -113,7 +132,7 @@ pub struct CosiPublisher {
     socket: PathBuf,
     owner: String,
     client: Option<StateClient<Channel>>,
-    published: BTreeMap<ResourceKey, String>,
+    published: BTreeMap<ResourceKey, Spec>,
 }
 
 /// How long connecting to machined may take.
@@ -157,40 +176,39 @@ impl CosiPublisher {
         Ok(client)
     }
 
-    fn resource(&self, r: &NetResource, version: &str) -> Resource {
-        Resource {
-            metadata: Some(Metadata {
-                namespace: NAMESPACE.into(),
-                r#type: r.kind.into(),
-                id: r.id.clone(),
-                version: version.into(),
-                owner: self.owner.clone(),
-                phase: "running".into(),
-                ..Default::default()
-            }),
-            spec: Some(Spec {
-                proto_spec: Vec::new(),
-                yaml_spec: r.yaml.clone(),
-            }),
+    /// The wire form of `r` at `version`, owned by this publisher.
+    fn resource(&self, r: &Resource, version: &str) -> Result<pb::Resource, PublishError> {
+        let mut wire = wire::to_proto(r).map_err(|source| PublishError::Encode {
+            kind: r.metadata.resource_type.clone(),
+            id: r.metadata.id.clone(),
+            source,
+        })?;
+        if let Some(md) = wire.metadata.as_mut() {
+            md.version = version.into();
+            md.owner = self.owner.clone();
+            md.created = None;
+            md.updated = None;
         }
+        Ok(wire)
     }
 
     async fn put(
         &self,
         client: &mut StateClient<Channel>,
-        r: &NetResource,
+        r: &Resource,
     ) -> Result<(), PublishError> {
+        let md = &r.metadata;
         let call_err = |call, status| PublishError::Call {
             call,
-            kind: r.kind,
-            id: r.id.clone(),
+            kind: md.resource_type.clone(),
+            id: md.id.clone(),
             status,
         };
         let current = client
             .get(GetRequest {
-                namespace: NAMESPACE.into(),
-                r#type: r.kind.into(),
-                id: r.id.clone(),
+                namespace: md.namespace.clone(),
+                r#type: md.resource_type.clone(),
+                id: md.id.clone(),
                 options: None,
             })
             .await;
@@ -198,7 +216,7 @@ impl CosiPublisher {
             Err(status) if status.code() == tonic::Code::NotFound => {
                 client
                     .create(CreateRequest {
-                        resource: Some(self.resource(r, "1")),
+                        resource: Some(self.resource(r, "1")?),
                         options: Some(CreateOptions {
                             owner: self.owner.clone(),
                         }),
@@ -216,7 +234,7 @@ impl CosiPublisher {
                     .unwrap_or_else(|| "1".into());
                 client
                     .update(UpdateRequest {
-                        new_resource: Some(self.resource(r, &version)),
+                        new_resource: Some(self.resource(r, &version)?),
                         options: Some(UpdateOptions {
                             owner: self.owner.clone(),
                             expected_phase: None,
@@ -231,7 +249,7 @@ impl CosiPublisher {
 }
 
 impl Publisher for CosiPublisher {
-    async fn sync(&mut self, resources: &[NetResource]) -> Result<(), PublishError> {
+    async fn sync(&mut self, resources: &[Resource]) -> Result<(), PublishError> {
         let changes = diff(&self.published, resources);
         if changes.is_empty() {
             return Ok(());
@@ -244,14 +262,13 @@ impl Publisher for CosiPublisher {
         for change in changes {
             let res = match &change {
                 Change::Put(r) => self.put(&mut client, r).await.map(|()| {
-                    self.published
-                        .insert((r.kind, r.id.clone()), r.yaml.clone());
+                    self.published.insert(key(r), r.spec.clone());
                 }),
-                Change::Destroy((kind, id)) => {
+                Change::Destroy((namespace, kind, id)) => {
                     let res = client
                         .destroy(DestroyRequest {
-                            namespace: NAMESPACE.into(),
-                            r#type: (*kind).into(),
+                            namespace: namespace.clone(),
+                            r#type: kind.clone(),
                             id: id.clone(),
                             options: Some(DestroyOptions {
                                 owner: self.owner.clone(),
@@ -263,13 +280,14 @@ impl Publisher for CosiPublisher {
                         Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
                         Err(status) => Err(PublishError::Call {
                             call: "destroy",
-                            kind,
+                            kind: kind.clone(),
                             id: id.clone(),
                             status,
                         }),
                     }
                     .map(|()| {
-                        self.published.remove(&(*kind, id.clone()));
+                        self.published
+                            .remove(&(namespace.clone(), kind.clone(), id.clone()));
                     })
                 }
             };
@@ -292,48 +310,92 @@ impl Publisher for CosiPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::specs::{HostnameStatusSpec, ResolverStatusSpec};
+    use crate::resources::ResourceSpec as _;
 
-    fn r(kind: &'static str, id: &str, yaml: &str) -> NetResource {
-        NetResource {
-            kind,
-            id: id.into(),
-            yaml: yaml.into(),
-        }
+    fn resolvers(id: &str, servers: &[&str]) -> Resource {
+        Resource::from_typed(
+            id,
+            &ResolverStatusSpec {
+                dns_servers: servers.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+    }
+
+    fn host(name: &str) -> Resource {
+        Resource::from_typed("hostname", &HostnameStatusSpec::from_fqdn(name))
+    }
+
+    fn k(kind: &str, id: &str) -> ResourceKey {
+        ("network".into(), kind.into(), id.into())
+    }
+
+    /// Changes as (what, type, id), for comparing.
+    fn summary(changes: &[Change]) -> Vec<(&'static str, String, String)> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Put(r) => (
+                    "put",
+                    r.metadata.resource_type.clone(),
+                    r.metadata.id.clone(),
+                ),
+                Change::Destroy((_, kind, id)) => ("destroy", kind.clone(), id.clone()),
+            })
+            .collect()
     }
 
     #[test]
     fn diff_puts_changed_and_destroys_vanished() {
+        let r = ResolverStatusSpec::TYPE;
         let mut published = BTreeMap::new();
-        published.insert(("A", "same".to_string()), "x: 1\n".to_string());
-        published.insert(("A", "changed".to_string()), "x: 1\n".to_string());
-        published.insert(("A", "gone".to_string()), "x: 1\n".to_string());
+        published.insert(k(r, "same"), resolvers("same", &["1.1.1.1"]).spec);
+        published.insert(k(r, "changed"), resolvers("changed", &["1.1.1.1"]).spec);
+        published.insert(k(r, "gone"), resolvers("gone", &["1.1.1.1"]).spec);
         let desired = vec![
-            r("A", "same", "x: 1\n"),
-            r("A", "changed", "x: 2\n"),
-            r("B", "new", "y: 1\n"),
+            resolvers("same", &["1.1.1.1"]),
+            resolvers("changed", &["8.8.8.8"]),
+            host("new"),
         ];
         let changes = diff(&published, &desired);
         assert_eq!(
-            changes,
+            summary(&changes),
             vec![
-                Change::Put(r("A", "changed", "x: 2\n")),
-                Change::Put(r("B", "new", "y: 1\n")),
-                Change::Destroy(("A", "gone".into())),
+                ("put", r.to_string(), "changed".to_string()),
+                (
+                    "put",
+                    HostnameStatusSpec::TYPE.to_string(),
+                    "hostname".to_string()
+                ),
+                ("destroy", r.to_string(), "gone".to_string()),
             ]
         );
+        assert_eq!(changes[0], Change::Put(desired[1].clone()));
         assert!(diff(&BTreeMap::new(), &[]).is_empty());
+        // A spec that arrived serialized equals the typed one it came from.
+        let wire = Spec::new("dnsServers:\n    - 1.1.1.1\n", Vec::new());
+        published.insert(k(r, "same"), wire);
+        assert!(diff(&published, &desired[..1])
+            .iter()
+            .all(|c| !matches!(c, Change::Put(_))));
     }
 
     #[tokio::test]
     async fn memory_publisher_holds_the_last_set() {
         let mut p = MemoryPublisher::default();
-        p.sync(&[r("A", "1", "a\n")]).await.expect("sync");
-        p.sync(&[r("B", "2", "b\n")]).await.expect("sync");
+        p.sync(&[resolvers("resolvers", &["1.1.1.1"])])
+            .await
+            .expect("sync");
+        p.sync(&[host("node1")]).await.expect("sync");
         assert_eq!(p.rounds, 2);
         assert_eq!(p.published.len(), 1);
+        let spec = p
+            .published
+            .get(&k(HostnameStatusSpec::TYPE, "hostname"))
+            .expect("hostname published");
         assert_eq!(
-            p.published.get(&("B", "2".into())).map(String::as_str),
-            Some("b\n")
+            spec.decode::<HostnameStatusSpec>().expect("typed").hostname,
+            "node1"
         );
     }
 
@@ -341,10 +403,7 @@ mod tests {
     async fn cosi_publisher_reports_a_missing_machined() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut p = CosiPublisher::new(dir.path().join("machine.sock"), "network.DHCPController");
-        let err = p
-            .sync(&[r("A", "1", "a\n")])
-            .await
-            .expect_err("no machined");
+        let err = p.sync(&[host("node1")]).await.expect_err("no machined");
         assert!(err.to_string().contains("machine.sock"), "{err}");
         // Nothing to do is not an error, even without machined.
         let mut empty = CosiPublisher::new(dir.path().join("machine.sock"), "x");

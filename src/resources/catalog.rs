@@ -1,817 +1,532 @@
-//! The resource types Talos 1.7 registers in machined, as data: full type, default namespace,
-//! sensitivity, explicit aliases and print columns (name, JSONPath over the spec). The derived
+//! Every resource type machined registers, as data: the definitions `talosctl get rd` lists
+//! (type, default namespace, sensitivity, explicit aliases, print columns), and Talos's
+//! namespaces. A type with a Rust spec is declared by its [`ResourceSpec`] impl and appears here
+//! as that spec's [`ResourceSpec::DEFINITION`]; the others are written out below. The derived
 //! aliases and display types are computed by [`super::registry::Definition::new`].
 //!
 //! Gathered from the resource definitions of Talos v1.7.0 (`pkg/machinery/resources`), sorted
 //! by lower-cased type, which is also the order of their ids.
 
-/// Sensitive: readable only with `os:admin`.
-pub const S: bool = true;
-/// Not sensitive.
-pub const N: bool = false;
+use super::registry::{Definition, NamespaceSpec};
+use super::specs::{
+    AddressStatusSpec, HostnameStatusSpec, KernelParamStatusSpec, LinkStatusSpec,
+    MachineConfigSpec, MachineStatusSpec, MachineTypeSpec, MemberSpec, MountStatusSpec,
+    NodenameSpec, ResolverStatusSpec, RouteStatusSpec, ServiceSpec, TimeStatusSpec,
+};
+use super::ResourceSpec;
 
-/// `(type, default namespace, sensitive, explicit aliases, print columns)`.
-pub type Entry = (
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-);
+/// An extra column of `talosctl get` tables: a header and a JSONPath template over the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// Column header.
+    pub name: &'static str,
+    /// JSONPath template, e.g. `{.status.ready}`.
+    pub json_path: &'static str,
+}
+
+/// A column (for the tables below and the spec impls).
+pub const fn col(name: &'static str, json_path: &'static str) -> Column {
+    Column { name, json_path }
+}
+
+/// The definition of one resource type, as declared (the registry derives display type and
+/// aliases from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// Full type, e.g. `LinkStatuses.net.talos.dev`.
+    pub type_name: &'static str,
+    /// Default namespace.
+    pub namespace: &'static str,
+    /// Readable only with `os:admin`.
+    pub sensitive: bool,
+    /// Aliases besides the derived ones.
+    pub aliases: &'static [&'static str],
+    /// Extra table columns.
+    pub columns: &'static [Column],
+}
+
+impl ResourceDef {
+    /// A definition without aliases or columns, not sensitive.
+    pub const fn new(type_name: &'static str, namespace: &'static str) -> ResourceDef {
+        ResourceDef {
+            type_name,
+            namespace,
+            sensitive: false,
+            aliases: &[],
+            columns: &[],
+        }
+    }
+
+    /// The same definition, sensitive.
+    pub const fn sensitive(self) -> ResourceDef {
+        ResourceDef {
+            sensitive: true,
+            ..self
+        }
+    }
+
+    /// The same definition with `aliases`.
+    pub const fn aliases(self, aliases: &'static [&'static str]) -> ResourceDef {
+        ResourceDef { aliases, ..self }
+    }
+
+    /// The same definition with `columns`.
+    pub const fn columns(self, columns: &'static [Column]) -> ResourceDef {
+        ResourceDef { columns, ..self }
+    }
+}
+
+/// The two COSI meta types: namespaces and resource definitions.
+pub const META_TYPES: &[ResourceDef] = &[NamespaceSpec::DEFINITION, Definition::DEFINITION];
 
 /// Every Talos 1.7 machined resource type.
-pub const TALOS_TYPES: &[Entry] = &[
-    (
-        "AcquireConfigSpecs.v1alpha1.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "AcquireConfigStatuses.v1alpha1.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    ("AddressSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "AddressStatuses.net.talos.dev",
-        "network",
-        N,
-        &["address", "addresses"],
-        &[("Address", "{.address}"), ("Link", "{.linkName}")],
-    ),
-    (
-        "AdjtimeStatuses.v1alpha1.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[
-            ("Offset", "{.offset}"),
-            ("EstError", "{.estError}"),
-            ("MaxError", "{.maxError}"),
-            ("Status", "{.status}"),
-            ("Sync", "{.syncStatus}"),
-        ],
-    ),
-    (
+pub const TALOS_TYPES: &[ResourceDef] = &[
+    ResourceDef::new("AcquireConfigSpecs.v1alpha1.talos.dev", "runtime"),
+    ResourceDef::new("AcquireConfigStatuses.v1alpha1.talos.dev", "runtime"),
+    ResourceDef::new("AddressSpecs.net.talos.dev", "network"),
+    AddressStatusSpec::DEFINITION,
+    ResourceDef::new("AdjtimeStatuses.v1alpha1.talos.dev", "runtime").columns(&[
+        col("Offset", "{.offset}"),
+        col("EstError", "{.estError}"),
+        col("MaxError", "{.maxError}"),
+        col("Status", "{.status}"),
+        col("Sync", "{.syncStatus}"),
+    ]),
+    ResourceDef::new(
         "AdmissionControlConfigs.kubernetes.talos.dev",
         "controlplane",
-        N,
-        &[],
-        &[],
     ),
-    (
-        "Affiliates.cluster.talos.dev",
-        "cluster",
-        N,
-        &[],
-        &[
-            ("Hostname", "{.hostname}"),
-            ("Machine Type", "{.machineType}"),
-            ("Addresses", "{.addresses}"),
-        ],
-    ),
-    ("ApiCertificates.secrets.talos.dev", "secrets", S, &[], &[]),
-    (
-        "APIServerConfigs.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "AuditPolicyConfigs.kubernetes.talos.dev",
-        "controlplane",
-        S,
-        &[],
-        &[],
-    ),
-    (
-        "BlockDevices.block.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[
-            ("Type", "{.type}"),
-            ("PartitionName", "{.partitionName}"),
-            ("Generation", "{.generation}"),
-        ],
-    ),
-    (
+    ResourceDef::new("Affiliates.cluster.talos.dev", "cluster").columns(&[
+        col("Hostname", "{.hostname}"),
+        col("Machine Type", "{.machineType}"),
+        col("Addresses", "{.addresses}"),
+    ]),
+    ResourceDef::new("ApiCertificates.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("APIServerConfigs.kubernetes.talos.dev", "controlplane"),
+    ResourceDef::new("AuditPolicyConfigs.kubernetes.talos.dev", "controlplane").sensitive(),
+    ResourceDef::new("BlockDevices.block.talos.dev", "runtime").columns(&[
+        col("Type", "{.type}"),
+        col("PartitionName", "{.partitionName}"),
+        col("Generation", "{.generation}"),
+    ]),
+    ResourceDef::new(
         "BootstrapManifestsConfigs.kubernetes.talos.dev",
         "controlplane",
-        N,
-        &[],
-        &[],
     ),
-    ("CertSANs.secrets.talos.dev", "secrets", S, &[], &[]),
-    (
-        "ConfigStatuses.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[("Ready", "{.ready}"), ("Secrets Version", "{.version}")],
-    ),
-    (
+    ResourceDef::new("CertSANs.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("ConfigStatuses.kubernetes.talos.dev", "controlplane").columns(&[
+        col("Ready", "{.ready}"),
+        col("Secrets Version", "{.version}"),
+    ]),
+    ResourceDef::new(
         "ControllerManagerConfigs.kubernetes.talos.dev",
         "controlplane",
-        N,
-        &[],
-        &[],
     ),
-    (
-        "CPUStats.perf.talos.dev",
-        "perf",
-        N,
-        &[],
-        &[
-            ("User", "{.cpuTotal.user}"),
-            ("System", "{.cpuTotal.system}"),
-        ],
-    ),
-    ("DeviceConfigSpecs.net.talos.dev", "network", S, &[], &[]),
-    (
-        "DevicesStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Ready", "{.ready}")],
-    ),
-    (
-        "DiscoveredVolumes.block.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[
-            ("Type", "{.type}"),
-            ("Size", "{.size}"),
-            ("Discovered", "{.name}"),
-            ("Label", "{.label}"),
-            ("PartitionLabel", "{.partitionLabel}"),
-        ],
-    ),
-    ("DiscoveryConfigs.cluster.talos.dev", "config", S, &[], &[]),
-    (
-        "DNSResolveCaches.net.talos.dev",
-        "network",
-        N,
-        &[],
-        &[("Status", "{.status}")],
-    ),
-    (
-        "DNSUpstreams.net.talos.dev",
-        "network",
-        N,
-        &[],
-        &[("Healthy", "{.healthy}"), ("Address", "{.addr}")],
-    ),
-    (
-        "Endpoints.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[("Addresses", "{.addresses}")],
-    ),
-    (
-        "EtcdConfigs.etcd.talos.dev",
-        "etcd",
-        N,
-        &[],
-        &[("Image", "{.image}")],
-    ),
-    (
-        "EtcdMembers.etcd.talos.dev",
-        "etcd",
-        N,
-        &[],
-        &[("Member ID", "{.memberID}")],
-    ),
-    ("EtcdRootSecrets.secrets.talos.dev", "secrets", S, &[], &[]),
-    ("EtcdSecrets.secrets.talos.dev", "secrets", S, &[], &[]),
-    (
-        "EtcdSpecs.etcd.talos.dev",
-        "etcd",
-        N,
-        &[],
-        &[
-            ("Name", "{.name}"),
-            ("AdvertisedAddresses", "{.advertisedAddresses}"),
-            ("ListenPeerAddresses", "{.listenPeerAddresses}"),
-            ("ListenClientAddresses", "{.listenClientAddresses}"),
-        ],
-    ),
-    ("EtcFileSpecs.files.talos.dev", "files", N, &[], &[]),
-    ("EtcFileStatuses.files.talos.dev", "files", N, &[], &[]),
-    ("EventSinkConfigs.runtime.talos.dev", "runtime", N, &[], &[]),
-    (
-        "ExtensionServiceConfigs.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    (
+    ResourceDef::new("CPUStats.perf.talos.dev", "perf").columns(&[
+        col("User", "{.cpuTotal.user}"),
+        col("System", "{.cpuTotal.system}"),
+    ]),
+    ResourceDef::new("DeviceConfigSpecs.net.talos.dev", "network").sensitive(),
+    ResourceDef::new("DevicesStatuses.runtime.talos.dev", "runtime")
+        .columns(&[col("Ready", "{.ready}")]),
+    ResourceDef::new("DiscoveredVolumes.block.talos.dev", "runtime").columns(&[
+        col("Type", "{.type}"),
+        col("Size", "{.size}"),
+        col("Discovered", "{.name}"),
+        col("Label", "{.label}"),
+        col("PartitionLabel", "{.partitionLabel}"),
+    ]),
+    ResourceDef::new("DiscoveryConfigs.cluster.talos.dev", "config").sensitive(),
+    ResourceDef::new("DNSResolveCaches.net.talos.dev", "network")
+        .columns(&[col("Status", "{.status}")]),
+    ResourceDef::new("DNSUpstreams.net.talos.dev", "network")
+        .columns(&[col("Healthy", "{.healthy}"), col("Address", "{.addr}")]),
+    ResourceDef::new("Endpoints.kubernetes.talos.dev", "controlplane")
+        .columns(&[col("Addresses", "{.addresses}")]),
+    ResourceDef::new("EtcdConfigs.etcd.talos.dev", "etcd").columns(&[col("Image", "{.image}")]),
+    ResourceDef::new("EtcdMembers.etcd.talos.dev", "etcd")
+        .columns(&[col("Member ID", "{.memberID}")]),
+    ResourceDef::new("EtcdRootSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("EtcdSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("EtcdSpecs.etcd.talos.dev", "etcd").columns(&[
+        col("Name", "{.name}"),
+        col("AdvertisedAddresses", "{.advertisedAddresses}"),
+        col("ListenPeerAddresses", "{.listenPeerAddresses}"),
+        col("ListenClientAddresses", "{.listenClientAddresses}"),
+    ]),
+    ResourceDef::new("EtcFileSpecs.files.talos.dev", "files"),
+    ResourceDef::new("EtcFileStatuses.files.talos.dev", "files"),
+    ResourceDef::new("EventSinkConfigs.runtime.talos.dev", "runtime"),
+    ResourceDef::new("ExtensionServiceConfigs.runtime.talos.dev", "runtime"),
+    ResourceDef::new(
         "ExtensionServiceConfigStatuses.runtime.talos.dev",
         "runtime",
-        N,
-        &[],
-        &[],
     ),
-    (
-        "ExtensionStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &["extensions"],
-        &[
-            ("Name", "{.metadata.name}"),
-            ("Version", "{.metadata.version}"),
-        ],
-    ),
-    (
-        "ExtraManifestsConfigs.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[],
-    ),
-    ("HardwareAddresses.net.talos.dev", "network", N, &[], &[]),
-    (
-        "HostDNSConfigs.net.talos.dev",
-        "network",
-        N,
-        &[],
-        &[("Enabled", "{.enabled}")],
-    ),
-    ("HostnameSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "HostnameStatuses.net.talos.dev",
-        "network",
-        N,
-        &["hostname"],
-        &[("Hostname", "{.hostname}"), ("Domainname", "{.domainname}")],
-    ),
-    (
-        "Identities.cluster.talos.dev",
-        "cluster",
-        N,
-        &[],
-        &[("ID", "{.nodeId}")],
-    ),
-    (
-        "Infos.cluster.talos.dev",
-        "cluster",
-        N,
-        &[],
-        &[
-            ("Cluster ID", "{.clusterId}"),
-            ("Cluster Name", "{.clusterName}"),
-        ],
-    ),
-    (
-        "KernelModuleSpecs.runtime.talos.dev",
-        "runtime",
-        N,
-        &["modules"],
-        &[],
-    ),
-    (
-        "KernelParamDefaultSpecs.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    ("KernelParamSpecs.runtime.talos.dev", "runtime", N, &[], &[]),
-    (
-        "KernelParamStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &["sysctls", "kernelparameters", "kernelparams"],
-        &[
-            ("Current", "{.current}"),
-            ("Default", "{.default}"),
-            ("Unsupported", "{.unsupported}"),
-        ],
-    ),
-    ("KmsgLogConfigs.runtime.talos.dev", "runtime", N, &[], &[]),
-    ("KubeletConfigs.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    ("KubeletLifecycles.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    ("KubeletSecrets.secrets.talos.dev", "secrets", S, &[], &[]),
-    ("KubeletSpecs.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    (
-        "KubePrismConfigs.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[
-            ("Host", "{.host}"),
-            ("Port", "{.port}"),
-            ("Endpoints", "{.endpoints}"),
-        ],
-    ),
-    (
-        "KubePrismEndpoints.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[
-            ("Hosts", "{.endpoints[*].host}"),
-            ("Ports", "{.endpoints[*].port}"),
-        ],
-    ),
-    (
-        "KubePrismStatuses.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[("HOST", "{.host}"), ("HEALTHY", "{.healthy}")],
-    ),
-    (
-        "KubernetesAccessConfigs.cluster.talos.dev",
-        "config",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "KubernetesDynamicCerts.secrets.talos.dev",
-        "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    (
-        "KubernetesRootSecrets.secrets.talos.dev",
-        "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    (
-        "KubernetesSecrets.secrets.talos.dev",
-        "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    ("KubeSpanConfigs.kubespan.talos.dev", "config", S, &[], &[]),
-    (
-        "KubeSpanEndpoints.kubespan.talos.dev",
-        "kubespan",
-        N,
-        &[],
-        &[
-            ("Endpoint", "{.endpoint}"),
-            ("Affiliate ID", "{.affiliateID}"),
-        ],
-    ),
-    (
-        "KubeSpanIdentities.kubespan.talos.dev",
-        "kubespan",
-        S,
-        &[],
-        &[("Address", "{.address}"), ("PublicKey", "{.publicKey}")],
-    ),
-    (
-        "KubeSpanPeerSpecs.kubespan.talos.dev",
-        "kubespan",
-        N,
-        &[],
-        &[("Label", "{.label}"), ("Endpoints", "{.endpoints}")],
-    ),
-    (
-        "KubeSpanPeerStatuses.kubespan.talos.dev",
-        "kubespan",
-        N,
-        &[],
-        &[
-            ("Label", "{.label}"),
-            ("Endpoint", "{.endpoint}"),
-            ("State", "{.state}"),
-            ("Rx", "{.receiveBytes}"),
-            ("Tx", "{.transmitBytes}"),
-        ],
-    ),
-    ("LinkRefreshes.net.talos.dev", "network", N, &[], &[]),
-    ("LinkSpecs.net.talos.dev", "network", S, &[], &[]),
-    (
-        "LinkStatuses.net.talos.dev",
-        "network",
-        N,
-        &["link", "links"],
-        &[
-            ("Type", "{.type}"),
-            ("Kind", "{.kind}"),
-            ("Hw Addr", "{.hardwareAddr}"),
-            ("Oper State", "{.operationalState}"),
-            ("Link State", "{.linkState}"),
-        ],
-    ),
-    ("MachineConfigs.config.talos.dev", "config", S, &[], &[]),
-    (
-        "MachineResetSignals.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "MachineStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Stage", "{.stage}"), ("Ready", "{.status.ready}")],
-    ),
-    (
-        "MachineTypes.config.talos.dev",
-        "config",
-        N,
-        &[],
-        &[("Type", "{@}")],
-    ),
-    (
-        "MaintenanceRootSecrets.secrets.talos.dev",
-        "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    (
+    ResourceDef::new("ExtensionStatuses.runtime.talos.dev", "runtime")
+        .aliases(&["extensions"])
+        .columns(&[
+            col("Name", "{.metadata.name}"),
+            col("Version", "{.metadata.version}"),
+        ]),
+    ResourceDef::new("ExtraManifestsConfigs.kubernetes.talos.dev", "controlplane"),
+    ResourceDef::new("HardwareAddresses.net.talos.dev", "network"),
+    ResourceDef::new("HostDNSConfigs.net.talos.dev", "network")
+        .columns(&[col("Enabled", "{.enabled}")]),
+    ResourceDef::new("HostnameSpecs.net.talos.dev", "network"),
+    HostnameStatusSpec::DEFINITION,
+    ResourceDef::new("Identities.cluster.talos.dev", "cluster").columns(&[col("ID", "{.nodeId}")]),
+    ResourceDef::new("Infos.cluster.talos.dev", "cluster").columns(&[
+        col("Cluster ID", "{.clusterId}"),
+        col("Cluster Name", "{.clusterName}"),
+    ]),
+    ResourceDef::new("KernelModuleSpecs.runtime.talos.dev", "runtime").aliases(&["modules"]),
+    ResourceDef::new("KernelParamDefaultSpecs.runtime.talos.dev", "runtime"),
+    ResourceDef::new("KernelParamSpecs.runtime.talos.dev", "runtime"),
+    KernelParamStatusSpec::DEFINITION,
+    ResourceDef::new("KmsgLogConfigs.runtime.talos.dev", "runtime"),
+    ResourceDef::new("KubeletConfigs.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("KubeletLifecycles.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("KubeletSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("KubeletSpecs.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("KubePrismConfigs.kubernetes.talos.dev", "k8s").columns(&[
+        col("Host", "{.host}"),
+        col("Port", "{.port}"),
+        col("Endpoints", "{.endpoints}"),
+    ]),
+    ResourceDef::new("KubePrismEndpoints.kubernetes.talos.dev", "k8s").columns(&[
+        col("Hosts", "{.endpoints[*].host}"),
+        col("Ports", "{.endpoints[*].port}"),
+    ]),
+    ResourceDef::new("KubePrismStatuses.kubernetes.talos.dev", "k8s")
+        .columns(&[col("HOST", "{.host}"), col("HEALTHY", "{.healthy}")]),
+    ResourceDef::new("KubernetesAccessConfigs.cluster.talos.dev", "config"),
+    ResourceDef::new("KubernetesDynamicCerts.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("KubernetesRootSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("KubernetesSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("KubeSpanConfigs.kubespan.talos.dev", "config").sensitive(),
+    ResourceDef::new("KubeSpanEndpoints.kubespan.talos.dev", "kubespan").columns(&[
+        col("Endpoint", "{.endpoint}"),
+        col("Affiliate ID", "{.affiliateID}"),
+    ]),
+    ResourceDef::new("KubeSpanIdentities.kubespan.talos.dev", "kubespan")
+        .sensitive()
+        .columns(&[
+            col("Address", "{.address}"),
+            col("PublicKey", "{.publicKey}"),
+        ]),
+    ResourceDef::new("KubeSpanPeerSpecs.kubespan.talos.dev", "kubespan")
+        .columns(&[col("Label", "{.label}"), col("Endpoints", "{.endpoints}")]),
+    ResourceDef::new("KubeSpanPeerStatuses.kubespan.talos.dev", "kubespan").columns(&[
+        col("Label", "{.label}"),
+        col("Endpoint", "{.endpoint}"),
+        col("State", "{.state}"),
+        col("Rx", "{.receiveBytes}"),
+        col("Tx", "{.transmitBytes}"),
+    ]),
+    ResourceDef::new("LinkRefreshes.net.talos.dev", "network"),
+    ResourceDef::new("LinkSpecs.net.talos.dev", "network").sensitive(),
+    LinkStatusSpec::DEFINITION,
+    MachineConfigSpec::DEFINITION,
+    ResourceDef::new("MachineResetSignals.runtime.talos.dev", "runtime"),
+    MachineStatusSpec::DEFINITION,
+    MachineTypeSpec::DEFINITION,
+    ResourceDef::new("MaintenanceRootSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new(
         "MaintenanceServiceCertificates.secrets.talos.dev",
         "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    (
-        "MaintenanceServiceConfigs.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "MaintenanceServiceRequests.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "Manifests.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "ManifestStatuses.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "Members.cluster.talos.dev",
-        "cluster",
-        N,
-        &[],
-        &[
-            ("Hostname", "{.hostname}"),
-            ("Machine Type", "{.machineType}"),
-            ("OS", "{.operatingSystem}"),
-            ("Addresses", "{.addresses}"),
-        ],
-    ),
-    (
-        "MemoryModules.hardware.talos.dev",
-        "hardware",
-        N,
-        &["memorymodules", "ram"],
-        &[
-            ("Manufacturer", "{.manufacturer}"),
-            ("Model", "{.productName}"),
-            ("SizeMiB", "{.sizeMiB}"),
-        ],
-    ),
-    (
-        "MemoryStats.perf.talos.dev",
-        "perf",
-        N,
-        &[],
-        &[("Used", "{.used}"), ("Total", "{.total}")],
-    ),
-    (
-        "MetaKeys.runtime.talos.dev",
-        "runtime",
-        N,
-        &["meta"],
-        &[("Value", "{.value}")],
-    ),
-    (
-        "MetaLoads.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Done", "{.done}")],
-    ),
-    (
-        "MountStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &["mounts"],
-        &[
-            ("Source", "{.source}"),
-            ("Target", "{.target}"),
-            ("Filesystem Type", "{.filesystemType}"),
-        ],
-    ),
-    (
-        "NetworkStatuses.net.talos.dev",
-        "network",
-        N,
-        &["netstatus", "netstatuses"],
-        &[
-            ("Address", "{.addressReady}"),
-            ("Connectivity", "{.connectivityReady}"),
-            ("Hostname", "{.hostnameReady}"),
-            ("Etc", "{.etcFilesReady}"),
-        ],
-    ),
-    (
-        "NfTablesChains.net.talos.dev",
-        "network",
-        N,
-        &["chain", "chains"],
-        &[
-            ("Type", "{.type}"),
-            ("Hook", "{.hook}"),
-            ("Priority", "{.priority}"),
-            ("Policy", "{.policy}"),
-        ],
-    ),
-    (
-        "NodeAddresses.net.talos.dev",
-        "network",
-        N,
-        &[],
-        &[("Addresses", "{.addresses}")],
-    ),
-    (
-        "NodeAddressFilters.net.talos.dev",
-        "network",
-        N,
-        &[],
-        &[
-            ("Include Subnets", "{.includeSubnets}"),
-            ("Exclude Subnets", "{.excludeSubnets}"),
-        ],
-    ),
-    ("NodeCordonedSpecs.k8s.talos.dev", "k8s", S, &[], &[]),
-    ("NodeIPConfigs.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    ("NodeIPs.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    (
-        "NodeLabelSpecs.k8s.talos.dev",
-        "k8s",
-        S,
-        &[],
-        &[("Value", "{.value}")],
-    ),
-    (
-        "Nodenames.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[("Nodename", "{.nodename}")],
-    ),
-    (
-        "NodeStatuses.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[
-            ("Ready", "{.nodeReady}"),
-            ("Unschedulable", "{.unschedulable}"),
-        ],
-    ),
-    (
-        "NodeTaintSpecs.k8s.talos.dev",
-        "k8s",
-        S,
-        &[],
-        &[("Effect", "{.effect}"), ("Value", "{.value}")],
-    ),
-    ("OperatorSpecs.net.talos.dev", "network", S, &[], &[]),
-    ("OSRootSecrets.secrets.talos.dev", "secrets", S, &[], &[]),
-    (
-        "PKIStatuses.etcd.talos.dev",
-        "etcd",
-        N,
-        &[],
-        &[("Ready", "{.ready}"), ("Secrets Version", "{.version}")],
-    ),
-    (
-        "PlatformMetadatas.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[
-            ("Platform", "{.platform}"),
-            ("Type", "{.instanceType}"),
-            ("Region", "{.region}"),
-            ("Zone", "{.zone}"),
-        ],
-    ),
-    ("ProbeSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "ProbeStatuses.net.talos.dev",
-        "network",
-        N,
-        &["probe", "probes"],
-        &[("Success", "{.success}")],
-    ),
-    (
-        "Processors.hardware.talos.dev",
-        "hardware",
-        N,
-        &["cpus", "cpu"],
-        &[
-            ("Manufacturer", "{.manufacturer}"),
-            ("Model", "{.productName}"),
-            ("Cores", "{.coreCount}"),
-            ("Threads", "{.threadCount}"),
-        ],
-    ),
-    ("ResolverSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "ResolverStatuses.net.talos.dev",
-        "network",
-        N,
-        &["resolvers"],
-        &[("Resolvers", "{.dnsServers}")],
-    ),
-    ("RouteSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "RouteStatuses.net.talos.dev",
-        "network",
-        N,
-        &["route", "routes"],
-        &[
-            ("Destination", "{.dst}"),
-            ("Gateway", "{.gateway}"),
-            ("Link", "{.outLinkName}"),
-            ("Metric", "{.priority}"),
-        ],
-    ),
-    (
-        "SchedulerConfigs.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[],
-    ),
-    ("SeccompProfiles.cri.talos.dev", "cri", N, &[], &[]),
-    (
-        "SecretStatuses.kubernetes.talos.dev",
-        "controlplane",
-        N,
-        &[],
-        &[("Ready", "{.ready}"), ("Secrets Version", "{.version}")],
-    ),
-    (
-        "SecurityStates.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[
-            ("SecureBoot", "{.secureBoot}"),
-            ("UKISigningKeyFingerprint", "{.ukiSigningKeyFingerprint}"),
-            ("PCRSigningKeyFingerprint", "{.pcrSigningKeyFingerprint}"),
-        ],
-    ),
-    (
-        "Services.v1alpha1.talos.dev",
-        "runtime",
-        N,
-        &["svc"],
-        &[
-            ("Running", "{.running}"),
-            ("Healthy", "{.healthy}"),
-            ("Health Unknown", "{.unknown}"),
-        ],
-    ),
-    (
-        "SiderolinkConfigs.siderolink.talos.dev",
-        "config",
-        S,
-        &[],
-        &[("API Endpoint", "{.apiEndpoint}"), ("Tunnel", "{.tunnel}")],
-    ),
-    (
-        "SiderolinkTunnels.siderolink.talos.dev",
-        "config",
-        S,
-        &[],
-        &[
-            ("API Endpoint", "{.apiEndpoint}"),
-            ("Interface name", "{.ifaceName}"),
-            ("MTU", "{.mtu}"),
-            ("Node address", "{.nodeAddress}"),
-        ],
-    ),
-    ("StaticPods.kubernetes.talos.dev", "k8s", N, &[], &[]),
-    (
-        "StaticPodServerStatuses.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &[],
-        &[],
-    ),
-    (
-        "StaticPodStatuses.kubernetes.talos.dev",
-        "k8s",
-        N,
-        &["podstatus"],
-        &[("Ready", "{.conditions[?(@.type==\"Ready\")].status}")],
-    ),
-    (
-        "SystemInformations.hardware.talos.dev",
-        "hardware",
-        N,
-        &["systeminformation"],
-        &[
-            ("Manufacturer", "{.manufacturer}"),
-            ("ProductName", "{.productName}"),
-            ("Version", "{.version}"),
-            ("SerialNumber", "{.serialnumber}"),
-            ("UUID", "{.uuid}"),
-            ("WakeUpType", "{.wakeUpType}"),
-            ("SKUNumber", "{.skuNumber}"),
-        ],
-    ),
-    ("TimeServerSpecs.net.talos.dev", "network", N, &[], &[]),
-    (
-        "TimeServerStatuses.net.talos.dev",
-        "network",
-        N,
-        &["timeserver", "timeservers"],
-        &[("Timeservers", "{.timeServers}")],
-    ),
-    (
-        "TimeStatuses.v1alpha1.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Synced", "{.synced}")],
-    ),
-    (
-        "TrustdCertificates.secrets.talos.dev",
-        "secrets",
-        S,
-        &[],
-        &[],
-    ),
-    (
-        "UniqueMachineTokens.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Token", "{.token}")],
-    ),
-    (
-        "WatchdogTimerConfigs.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Device", "{.device}"), ("Timeout", "{.timeout}")],
-    ),
-    (
-        "WatchdogTimerStatuses.runtime.talos.dev",
-        "runtime",
-        N,
-        &[],
-        &[("Device", "{.device}"), ("Timeout", "{.timeout}")],
-    ),
+    )
+    .sensitive(),
+    ResourceDef::new("MaintenanceServiceConfigs.runtime.talos.dev", "runtime"),
+    ResourceDef::new("MaintenanceServiceRequests.runtime.talos.dev", "runtime"),
+    ResourceDef::new("Manifests.kubernetes.talos.dev", "controlplane"),
+    ResourceDef::new("ManifestStatuses.kubernetes.talos.dev", "controlplane"),
+    MemberSpec::DEFINITION,
+    ResourceDef::new("MemoryModules.hardware.talos.dev", "hardware")
+        .aliases(&["memorymodules", "ram"])
+        .columns(&[
+            col("Manufacturer", "{.manufacturer}"),
+            col("Model", "{.productName}"),
+            col("SizeMiB", "{.sizeMiB}"),
+        ]),
+    ResourceDef::new("MemoryStats.perf.talos.dev", "perf")
+        .columns(&[col("Used", "{.used}"), col("Total", "{.total}")]),
+    ResourceDef::new("MetaKeys.runtime.talos.dev", "runtime")
+        .aliases(&["meta"])
+        .columns(&[col("Value", "{.value}")]),
+    ResourceDef::new("MetaLoads.runtime.talos.dev", "runtime").columns(&[col("Done", "{.done}")]),
+    MountStatusSpec::DEFINITION,
+    ResourceDef::new("NetworkStatuses.net.talos.dev", "network")
+        .aliases(&["netstatus", "netstatuses"])
+        .columns(&[
+            col("Address", "{.addressReady}"),
+            col("Connectivity", "{.connectivityReady}"),
+            col("Hostname", "{.hostnameReady}"),
+            col("Etc", "{.etcFilesReady}"),
+        ]),
+    ResourceDef::new("NfTablesChains.net.talos.dev", "network")
+        .aliases(&["chain", "chains"])
+        .columns(&[
+            col("Type", "{.type}"),
+            col("Hook", "{.hook}"),
+            col("Priority", "{.priority}"),
+            col("Policy", "{.policy}"),
+        ]),
+    ResourceDef::new("NodeAddresses.net.talos.dev", "network")
+        .columns(&[col("Addresses", "{.addresses}")]),
+    ResourceDef::new("NodeAddressFilters.net.talos.dev", "network").columns(&[
+        col("Include Subnets", "{.includeSubnets}"),
+        col("Exclude Subnets", "{.excludeSubnets}"),
+    ]),
+    ResourceDef::new("NodeCordonedSpecs.k8s.talos.dev", "k8s").sensitive(),
+    ResourceDef::new("NodeIPConfigs.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("NodeIPs.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("NodeLabelSpecs.k8s.talos.dev", "k8s")
+        .sensitive()
+        .columns(&[col("Value", "{.value}")]),
+    NodenameSpec::DEFINITION,
+    ResourceDef::new("NodeStatuses.kubernetes.talos.dev", "k8s").columns(&[
+        col("Ready", "{.nodeReady}"),
+        col("Unschedulable", "{.unschedulable}"),
+    ]),
+    ResourceDef::new("NodeTaintSpecs.k8s.talos.dev", "k8s")
+        .sensitive()
+        .columns(&[col("Effect", "{.effect}"), col("Value", "{.value}")]),
+    ResourceDef::new("OperatorSpecs.net.talos.dev", "network").sensitive(),
+    ResourceDef::new("OSRootSecrets.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("PKIStatuses.etcd.talos.dev", "etcd").columns(&[
+        col("Ready", "{.ready}"),
+        col("Secrets Version", "{.version}"),
+    ]),
+    ResourceDef::new("PlatformMetadatas.talos.dev", "runtime").columns(&[
+        col("Platform", "{.platform}"),
+        col("Type", "{.instanceType}"),
+        col("Region", "{.region}"),
+        col("Zone", "{.zone}"),
+    ]),
+    ResourceDef::new("ProbeSpecs.net.talos.dev", "network"),
+    ResourceDef::new("ProbeStatuses.net.talos.dev", "network")
+        .aliases(&["probe", "probes"])
+        .columns(&[col("Success", "{.success}")]),
+    ResourceDef::new("Processors.hardware.talos.dev", "hardware")
+        .aliases(&["cpus", "cpu"])
+        .columns(&[
+            col("Manufacturer", "{.manufacturer}"),
+            col("Model", "{.productName}"),
+            col("Cores", "{.coreCount}"),
+            col("Threads", "{.threadCount}"),
+        ]),
+    ResourceDef::new("ResolverSpecs.net.talos.dev", "network"),
+    ResolverStatusSpec::DEFINITION,
+    ResourceDef::new("RouteSpecs.net.talos.dev", "network"),
+    RouteStatusSpec::DEFINITION,
+    ResourceDef::new("SchedulerConfigs.kubernetes.talos.dev", "controlplane"),
+    ResourceDef::new("SeccompProfiles.cri.talos.dev", "cri"),
+    ResourceDef::new("SecretStatuses.kubernetes.talos.dev", "controlplane").columns(&[
+        col("Ready", "{.ready}"),
+        col("Secrets Version", "{.version}"),
+    ]),
+    ResourceDef::new("SecurityStates.talos.dev", "runtime").columns(&[
+        col("SecureBoot", "{.secureBoot}"),
+        col("UKISigningKeyFingerprint", "{.ukiSigningKeyFingerprint}"),
+        col("PCRSigningKeyFingerprint", "{.pcrSigningKeyFingerprint}"),
+    ]),
+    ServiceSpec::DEFINITION,
+    ResourceDef::new("SiderolinkConfigs.siderolink.talos.dev", "config")
+        .sensitive()
+        .columns(&[
+            col("API Endpoint", "{.apiEndpoint}"),
+            col("Tunnel", "{.tunnel}"),
+        ]),
+    ResourceDef::new("SiderolinkTunnels.siderolink.talos.dev", "config")
+        .sensitive()
+        .columns(&[
+            col("API Endpoint", "{.apiEndpoint}"),
+            col("Interface name", "{.ifaceName}"),
+            col("MTU", "{.mtu}"),
+            col("Node address", "{.nodeAddress}"),
+        ]),
+    ResourceDef::new("StaticPods.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("StaticPodServerStatuses.kubernetes.talos.dev", "k8s"),
+    ResourceDef::new("StaticPodStatuses.kubernetes.talos.dev", "k8s")
+        .aliases(&["podstatus"])
+        .columns(&[col("Ready", "{.conditions[?(@.type==\"Ready\")].status}")]),
+    ResourceDef::new("SystemInformations.hardware.talos.dev", "hardware")
+        .aliases(&["systeminformation"])
+        .columns(&[
+            col("Manufacturer", "{.manufacturer}"),
+            col("ProductName", "{.productName}"),
+            col("Version", "{.version}"),
+            col("SerialNumber", "{.serialnumber}"),
+            col("UUID", "{.uuid}"),
+            col("WakeUpType", "{.wakeUpType}"),
+            col("SKUNumber", "{.skuNumber}"),
+        ]),
+    ResourceDef::new("TimeServerSpecs.net.talos.dev", "network"),
+    ResourceDef::new("TimeServerStatuses.net.talos.dev", "network")
+        .aliases(&["timeserver", "timeservers"])
+        .columns(&[col("Timeservers", "{.timeServers}")]),
+    TimeStatusSpec::DEFINITION,
+    ResourceDef::new("TrustdCertificates.secrets.talos.dev", "secrets").sensitive(),
+    ResourceDef::new("UniqueMachineTokens.runtime.talos.dev", "runtime")
+        .columns(&[col("Token", "{.token}")]),
+    ResourceDef::new("WatchdogTimerConfigs.runtime.talos.dev", "runtime")
+        .columns(&[col("Device", "{.device}"), col("Timeout", "{.timeout}")]),
+    ResourceDef::new("WatchdogTimerStatuses.runtime.talos.dev", "runtime")
+        .columns(&[col("Device", "{.device}"), col("Timeout", "{.timeout}")]),
 ];
 
+/// A namespace and what `talosctl get ns` says it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceDef {
+    /// Name, e.g. `network`.
+    pub name: &'static str,
+    /// Description.
+    pub description: &'static str,
+}
+
+/// The COSI `meta` namespace (namespaces and resource definitions).
+pub const META_NAMESPACE_DEF: NamespaceDef = NamespaceDef {
+    name: "meta",
+    description: "Metadata namespace which contains resource and namespace definitions.",
+};
+
 /// Talos's namespaces besides `meta`, with the descriptions `talosctl get ns` shows.
-pub const TALOS_NAMESPACES: &[(&str, &str)] = &[
-    ("runtime", "Talos v1alpha1 subsystems glue resources."),
-    ("cluster", "Cluster configuration and discovery resources."),
-    ("cluster-raw", "Cluster unmerged raw resources."),
-    ("config", "Talos node configuration."),
-    ("etcd", "etcd resources."),
-    ("files", "Files and file-like resources."),
-    ("hardware", "Hardware resources."),
-    ("k8s", "Kubernetes all node types resources."),
-    ("controlplane", "Kubernetes control plane resources."),
-    ("kubespan", "KubeSpan resources."),
-    ("network", "Networking resources."),
-    ("network-config", "Networking configuration resources."),
-    ("cri", "CRI Seccomp resources."),
-    ("secrets", "Resources with secret material."),
-    ("perf", "Stats resources."),
+pub const TALOS_NAMESPACES: &[NamespaceDef] = &[
+    NamespaceDef {
+        name: "runtime",
+        description: "Talos v1alpha1 subsystems glue resources.",
+    },
+    NamespaceDef {
+        name: "cluster",
+        description: "Cluster configuration and discovery resources.",
+    },
+    NamespaceDef {
+        name: "cluster-raw",
+        description: "Cluster unmerged raw resources.",
+    },
+    NamespaceDef {
+        name: "config",
+        description: "Talos node configuration.",
+    },
+    NamespaceDef {
+        name: "etcd",
+        description: "etcd resources.",
+    },
+    NamespaceDef {
+        name: "files",
+        description: "Files and file-like resources.",
+    },
+    NamespaceDef {
+        name: "hardware",
+        description: "Hardware resources.",
+    },
+    NamespaceDef {
+        name: "k8s",
+        description: "Kubernetes all node types resources.",
+    },
+    NamespaceDef {
+        name: "controlplane",
+        description: "Kubernetes control plane resources.",
+    },
+    NamespaceDef {
+        name: "kubespan",
+        description: "KubeSpan resources.",
+    },
+    NamespaceDef {
+        name: "network",
+        description: "Networking resources.",
+    },
+    NamespaceDef {
+        name: "network-config",
+        description: "Networking configuration resources.",
+    },
+    NamespaceDef {
+        name: "cri",
+        description: "CRI Seccomp resources.",
+    },
+    NamespaceDef {
+        name: "secrets",
+        description: "Resources with secret material.",
+    },
+    NamespaceDef {
+        name: "perf",
+        description: "Stats resources.",
+    },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definitions that come from a Rust spec.
+    const FROM_SPECS: &[ResourceDef] = &[
+        MachineConfigSpec::DEFINITION,
+        MachineTypeSpec::DEFINITION,
+        MachineStatusSpec::DEFINITION,
+        ServiceSpec::DEFINITION,
+        KernelParamStatusSpec::DEFINITION,
+        MountStatusSpec::DEFINITION,
+        TimeStatusSpec::DEFINITION,
+        NodenameSpec::DEFINITION,
+        MemberSpec::DEFINITION,
+        LinkStatusSpec::DEFINITION,
+        AddressStatusSpec::DEFINITION,
+        RouteStatusSpec::DEFINITION,
+        ResolverStatusSpec::DEFINITION,
+        HostnameStatusSpec::DEFINITION,
+    ];
+
+    #[test]
+    fn sorted_by_lower_cased_type_and_unique() {
+        let names: Vec<String> = TALOS_TYPES
+            .iter()
+            .map(|d| d.type_name.to_lowercase())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn every_spec_is_registered_once_as_it_declares_itself() {
+        for def in FROM_SPECS {
+            let found: Vec<&ResourceDef> = TALOS_TYPES
+                .iter()
+                .filter(|d| d.type_name == def.type_name)
+                .collect();
+            assert_eq!(found, [def], "{}", def.type_name);
+        }
+        assert_eq!(META_TYPES[0].type_name, "Namespaces.meta.cosi.dev");
+        assert_eq!(META_TYPES[1].type_name, "ResourceDefinitions.meta.cosi.dev");
+    }
+
+    #[test]
+    fn spec_definitions_carry_aliases_sensitivity_and_columns() {
+        let link = LinkStatusSpec::DEFINITION;
+        assert_eq!(
+            (link.type_name, link.namespace, link.sensitive),
+            ("LinkStatuses.net.talos.dev", "network", false)
+        );
+        assert_eq!(link.aliases, ["link", "links"]);
+        assert_eq!(link.columns[2], col("Hw Addr", "{.hardwareAddr}"));
+        const { assert!(MachineConfigSpec::DEFINITION.sensitive) };
+        const BUILT: ResourceDef = ResourceDef::new("Things.test.dev", "test")
+            .sensitive()
+            .aliases(&["t"])
+            .columns(&[col("A", "{.a}")]);
+        assert_eq!(
+            BUILT,
+            ResourceDef {
+                type_name: "Things.test.dev",
+                namespace: "test",
+                sensitive: true,
+                aliases: &["t"],
+                columns: &[Column {
+                    name: "A",
+                    json_path: "{.a}"
+                }],
+            }
+        );
+    }
+}

@@ -143,7 +143,7 @@ impl Context {
         id: &str,
         spec: &T,
     ) -> Result<Arc<Resource>, ControllerError> {
-        self.put(Resource::from_typed(id, spec)?)
+        self.put(Resource::from_typed(id, spec))
     }
 
     /// Creates or modifies a typed output in place.

@@ -1,15 +1,16 @@
-//! Typed, versioned, watchable resources: the model Talos builds on (COSI).
+//! Typed, versioned, watchable resources: the model Talos builds on (COSI). This is the one
+//! resource model: every resource type machined serves or a process publishes is declared here.
 //!
-//! - [`meta`]: resource metadata (namespace, type, id, version, owner, phase, times, labels,
-//!   annotations, finalizers) and the stored [`Resource`] with its serialized spec.
-//! - [`state`]: the in-memory [`State`]: create, update (optimistic version check), modify,
-//!   get, list, destroy and watch, with owner checks.
-//! - [`registry`]: resource definitions (Talos 1.7's type names, default namespaces, aliases as
-//!   COSI derives them, sensitivity) and namespaces, registered into a state as the `meta`
-//!   resources `talosctl get rd` / `get ns` list.
-//! - [`specs`]: typed specs that serialize to the same YAML as Talos's.
-//! - [`wire`]: conversion to and from the `cosi.resource` protobuf messages.
-//! - [`controller`]: a small controller runtime (inputs, reconcile, requeue, back-off).
+//! | module | what |
+//! |---|---|
+//! | [`meta`] | metadata (namespace, type, id, version, owner, phase, times, labels, annotations, finalizers) and the stored [`Resource`], whose [`Spec`] keeps a typed value typed and serializes it only for the wire |
+//! | [`state`] | the in-memory [`State`]: create, update (optimistic version check), modify, get, list, destroy and watch, with owner checks |
+//! | [`specs`] | typed specs by area (config, runtime, network, k8s, cluster) that serialize to the same YAML as Talos's; each implements [`ResourceSpec`] |
+//! | [`catalog`] | every resource type Talos 1.7 registers, as named-field [`ResourceDef`]s (those with a Rust spec come from its [`ResourceSpec`]), and the namespaces |
+//! | [`registry`] | the `meta` resources built from the catalog (`talosctl get rd` / `get ns`), with aliases and display types derived as COSI does |
+//! | [`proto`] | the protobuf messages of the specs (`proto_spec`) |
+//! | [`wire`] | conversion to and from the `cosi.resource` protobuf messages |
+//! | [`controller`] | a small controller runtime (inputs, reconcile, requeue, back-off) |
 
 pub mod catalog;
 pub mod controller;
@@ -20,32 +21,44 @@ pub mod specs;
 pub mod state;
 pub mod wire;
 
+pub use catalog::{col, Column, ResourceDef};
 pub use meta::{Metadata, Phase, Resource, Spec};
-pub use state::{Event, EventKind, State, StateError, Watch};
+pub use state::{Event, EventKind, State, StateError};
 
-/// A typed resource spec: knows its resource type and default namespace, and how it is
-/// serialized (YAML as Talos marshals it; protobuf where we have the message).
-pub trait ResourceSpec: Sized + Send + Sync + 'static {
+/// A typed resource spec: where its type is declared (type, default namespace, aliases,
+/// sensitivity, print columns) and how it is serialized (YAML as Talos marshals it; protobuf
+/// where we have the message).
+pub trait ResourceSpec: Clone + PartialEq + Send + Sync + 'static {
     /// Full resource type, e.g. `MachineStatuses.runtime.talos.dev`.
     const TYPE: &'static str;
     /// Namespace the resource lives in by default.
     const NAMESPACE: &'static str;
+    /// Aliases besides the ones COSI derives from the type name (`talosctl get links`).
+    const ALIASES: &'static [&'static str] = &[];
+    /// Readable only with `os:admin`.
+    const SENSITIVE: bool = false;
+    /// Extra columns of `talosctl get` tables.
+    const COLUMNS: &'static [Column] = &[];
+    /// The resource definition, as the catalog registers it.
+    const DEFINITION: ResourceDef = ResourceDef {
+        type_name: Self::TYPE,
+        namespace: Self::NAMESPACE,
+        sensitive: Self::SENSITIVE,
+        aliases: Self::ALIASES,
+        columns: Self::COLUMNS,
+    };
 
     /// The YAML Talos shows as `spec:`.
     fn to_yaml(&self) -> Result<String, StateError>;
-    /// Parses the YAML form back.
+    /// Parses the YAML form back (a spec that came over the wire).
     fn from_yaml(yaml: &str) -> Result<Self, StateError>;
     /// The protobuf form (empty when we do not carry one).
     fn to_proto(&self) -> Vec<u8> {
         Vec::new()
     }
-
-    /// Both serialized forms, as stored.
-    fn to_spec(&self) -> Result<Spec, StateError> {
-        Ok(Spec {
-            yaml: self.to_yaml()?,
-            proto: self.to_proto(),
-        })
+    /// Both wire forms: YAML and protobuf.
+    fn to_wire(&self) -> Result<(String, Vec<u8>), StateError> {
+        Ok((self.to_yaml()?, self.to_proto()))
     }
 }
 
@@ -59,39 +72,17 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, State
     serde_yaml::from_str(yaml).map_err(|e| StateError::Spec(e.to_string()))
 }
 
-/// Implements [`ResourceSpec`] for a serde struct with its type and namespace.
+/// Inside an `impl ResourceSpec for …` block: `to_yaml` and `from_yaml` through serde (the
+/// field names and order of the struct are the YAML's).
 #[macro_export]
-macro_rules! resource_spec {
-    ($ty:ty, $type_name:expr, $namespace:expr) => {
-        impl $crate::resources::ResourceSpec for $ty {
-            const TYPE: &'static str = $type_name;
-            const NAMESPACE: &'static str = $namespace;
-
-            fn to_yaml(&self) -> Result<String, $crate::resources::StateError> {
-                $crate::resources::yaml_of(self)
-            }
-
-            fn from_yaml(yaml: &str) -> Result<Self, $crate::resources::StateError> {
-                $crate::resources::parse_yaml(yaml)
-            }
+macro_rules! serde_yaml_spec {
+    () => {
+        fn to_yaml(&self) -> Result<String, $crate::resources::StateError> {
+            $crate::resources::yaml_of(self)
         }
-    };
-    ($ty:ty, $type_name:expr, $namespace:expr, proto) => {
-        impl $crate::resources::ResourceSpec for $ty {
-            const TYPE: &'static str = $type_name;
-            const NAMESPACE: &'static str = $namespace;
 
-            fn to_yaml(&self) -> Result<String, $crate::resources::StateError> {
-                $crate::resources::yaml_of(self)
-            }
-
-            fn from_yaml(yaml: &str) -> Result<Self, $crate::resources::StateError> {
-                $crate::resources::parse_yaml(yaml)
-            }
-
-            fn to_proto(&self) -> Vec<u8> {
-                self.proto()
-            }
+        fn from_yaml(yaml: &str) -> Result<Self, $crate::resources::StateError> {
+            $crate::resources::parse_yaml(yaml)
         }
     };
 }

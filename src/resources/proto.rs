@@ -2,13 +2,8 @@
 //! `talos.resource.definitions.*` and `resource.config` messages (same field numbers and
 //! types), so Talos's own talosctl can decode them as typed resources (e.g. `talosctl health`
 //! reads `Members`, `MachineStatuses` and `MountStatuses`).
-
-use prost::Message as _;
-
-use super::specs::{
-    HostnameStatusSpec, KernelParamStatusSpec, MachineConfigSpec, MachineStatusSpec,
-    MachineTypeSpec, MemberSpec, MountStatusSpec, NodenameSpec, ServiceSpec, TimeStatusSpec,
-};
+//!
+//! The specs in [`super::specs`] encode themselves with these messages.
 
 /// `common.NetIP`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -213,7 +208,8 @@ pub fn machine_stage_number(name: &str) -> i32 {
     }
 }
 
-fn net_ip(s: &str) -> Option<NetIp> {
+/// `common.NetIP` of an address in text form (`None` when it does not parse).
+pub fn net_ip(s: &str) -> Option<NetIp> {
     let ip: std::net::IpAddr = s.parse().ok()?;
     Some(NetIp {
         ip: match ip {
@@ -221,173 +217,4 @@ fn net_ip(s: &str) -> Option<NetIp> {
             std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
         },
     })
-}
-
-impl MachineStatusSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        MachineStatus {
-            stage: machine_stage_number(&self.stage),
-            status: Some(MachineStatusStatus {
-                ready: self.status.ready,
-                unmet_conditions: self
-                    .status
-                    .unmet_conditions
-                    .iter()
-                    .map(|u| UnmetCondition {
-                        name: u.name.clone(),
-                        reason: u.reason.clone(),
-                    })
-                    .collect(),
-            }),
-        }
-        .encode_to_vec()
-    }
-}
-
-impl MemberSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        Member {
-            node_id: self.node_id.clone(),
-            addresses: self.addresses.iter().filter_map(|a| net_ip(a)).collect(),
-            hostname: self.hostname.clone(),
-            machine_type: machine_type_number(&self.machine_type),
-            operating_system: self.operating_system.clone(),
-            control_plane: self.control_plane.as_ref().map(|c| ControlPlane {
-                api_server_port: c.port,
-            }),
-        }
-        .encode_to_vec()
-    }
-}
-
-impl MountStatusSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        MountStatus {
-            source: self.source.clone(),
-            target: self.target.clone(),
-            filesystem_type: self.filesystem_type.clone(),
-            options: self.options.clone(),
-            encrypted: self.encrypted,
-            encryption_providers: self.encryption_providers.clone(),
-        }
-        .encode_to_vec()
-    }
-}
-
-impl ServiceSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        Service {
-            running: self.running,
-            healthy: self.healthy,
-            unknown: self.unknown,
-        }
-        .encode_to_vec()
-    }
-}
-
-impl TimeStatusSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        TimeStatus {
-            synced: self.synced,
-            epoch: self.epoch,
-            sync_disabled: self.sync_disabled,
-        }
-        .encode_to_vec()
-    }
-}
-
-impl HostnameStatusSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        HostnameStatus {
-            hostname: self.hostname.clone(),
-            domainname: self.domainname.clone(),
-        }
-        .encode_to_vec()
-    }
-}
-
-impl NodenameSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        Nodename {
-            nodename: self.nodename.clone(),
-            hostname_version: self.hostname_version.clone(),
-            skip_node_registration: self.skip_node_registration,
-        }
-        .encode_to_vec()
-    }
-}
-
-impl KernelParamStatusSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        KernelParamStatus {
-            current: self.current.clone(),
-            default: self.default.clone(),
-            unsupported: self.unsupported,
-        }
-        .encode_to_vec()
-    }
-}
-
-impl MachineConfigSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        MachineConfig {
-            yaml_marshalled: self.0.as_bytes().to_vec(),
-        }
-        .encode_to_vec()
-    }
-}
-
-impl MachineTypeSpec {
-    /// Protobuf form.
-    pub fn proto(&self) -> Vec<u8> {
-        MachineType {
-            machine_type: machine_type_number(&self.0),
-        }
-        .encode_to_vec()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::specs;
-    use crate::resources::ResourceSpec as _;
-
-    #[test]
-    fn encodings_match_talos_field_numbers() {
-        let ms = MachineStatusSpec {
-            stage: "running".into(),
-            status: specs::MachineStatusStatus {
-                ready: true,
-                unmet_conditions: vec![],
-            },
-        };
-        // stage = 4 (field 1 varint), status { ready = true }.
-        assert_eq!(ms.to_proto(), [0x08, 4, 0x12, 2, 0x08, 1]);
-        let m = MemberSpec {
-            node_id: "n".into(),
-            addresses: vec!["10.5.0.2".into()],
-            hostname: "h".into(),
-            machine_type: "worker".into(),
-            operating_system: "T".into(),
-            control_plane: None,
-        };
-        let decoded = Member::decode(&m.to_proto()[..]).unwrap();
-        assert_eq!(decoded.addresses[0].ip, [10, 5, 0, 2]);
-        assert_eq!(decoded.machine_type, 3);
-        assert_eq!(MachineTypeSpec("controlplane".into()).to_proto(), [0x08, 2]);
-        assert_eq!(
-            MachineConfigSpec("a: 1\n".into()).to_proto(),
-            [0x0a, 5, b'a', b':', b' ', b'1', b'\n']
-        );
-    }
 }

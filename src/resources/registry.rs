@@ -9,6 +9,8 @@
 //!   already ends in `s`;
 //! - all aliases: the lower-cased name, the name with each proper prefix of the suffix
 //!   (`machinestatuses.runtime`, `machinestatuses.runtime.talos`), then the aliases.
+//!
+//! The declared part of each definition ([`ResourceDef`]) comes from the [`super::catalog`].
 
 use std::sync::{Arc, OnceLock};
 
@@ -16,13 +18,16 @@ use prost::Message as _;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{TALOS_NAMESPACES, TALOS_TYPES};
-use super::meta::{Metadata, Resource, Spec};
+use super::catalog::{
+    col, Column, ResourceDef, META_NAMESPACE_DEF, META_TYPES, TALOS_NAMESPACES, TALOS_TYPES,
+};
+use super::meta::Resource;
 use super::state::{State, StateError};
+use super::ResourceSpec;
 use crate::api::cosi::resource::meta as pb;
 
 /// Namespace of namespaces and resource definitions.
-pub const META_NAMESPACE: &str = "meta";
+pub const META_NAMESPACE: &str = META_NAMESPACE_DEF.name;
 /// Owner of the `meta` resources.
 pub const META_OWNER: &str = "meta";
 /// Type of namespaces.
@@ -89,14 +94,10 @@ fn invalid(resource_type: &str, reason: &str) -> RegistryError {
 }
 
 impl Definition {
-    /// Builds and validates a definition, deriving display type and aliases.
-    pub fn new(
-        resource_type: &str,
-        default_namespace: &str,
-        explicit_aliases: &[&str],
-        print_columns: &[(&str, &str)],
-        sensitive: bool,
-    ) -> Result<Definition, RegistryError> {
+    /// Builds and validates a definition from its declaration, deriving display type and
+    /// aliases.
+    pub fn new(def: &ResourceDef) -> Result<Definition, RegistryError> {
+        let resource_type = def.type_name;
         let (name, suffix) = resource_type
             .split_once('.')
             .ok_or_else(|| invalid(resource_type, "missing suffix"))?;
@@ -132,7 +133,7 @@ impl Definition {
             ));
         }
         let display_type = singular(name);
-        let mut aliases: Vec<String> = explicit_aliases.iter().map(|a| a.to_string()).collect();
+        let mut aliases: Vec<String> = def.aliases.iter().map(|a| a.to_string()).collect();
         aliases.push(display_type.to_lowercase());
         let lower = name.to_lowercase();
         let mut all_aliases = vec![lower.clone()];
@@ -151,17 +152,18 @@ impl Definition {
         Ok(Definition {
             resource_type: resource_type.to_string(),
             display_type,
-            default_namespace: default_namespace.to_string(),
+            default_namespace: def.namespace.to_string(),
             aliases,
             all_aliases,
-            print_columns: print_columns
+            print_columns: def
+                .columns
                 .iter()
-                .map(|(n, p)| PrintColumn {
-                    name: n.to_string(),
-                    json_path: p.to_string(),
+                .map(|c| PrintColumn {
+                    name: c.name.to_string(),
+                    json_path: c.json_path.to_string(),
                 })
                 .collect(),
-            sensitivity: if sensitive {
+            sensitivity: if def.sensitive {
                 "sensitive".to_string()
             } else {
                 String::new()
@@ -180,7 +182,7 @@ impl Definition {
     }
 
     /// The COSI protobuf form (`cosi.resource.meta.ResourceDefinitionSpec`).
-    pub fn to_proto(&self) -> Vec<u8> {
+    fn proto(&self) -> Vec<u8> {
         pb::ResourceDefinitionSpec {
             resource_type: self.resource_type.clone(),
             display_type: self.display_type.clone(),
@@ -205,14 +207,8 @@ impl Definition {
     }
 
     /// The definition as a stored resource.
-    pub fn to_resource(&self) -> Result<Resource, StateError> {
-        Ok(Resource {
-            metadata: Metadata::new(META_NAMESPACE, RESOURCE_DEFINITION_TYPE, &self.id()),
-            spec: Spec {
-                yaml: super::yaml_of(self)?,
-                proto: self.to_proto(),
-            },
-        })
+    pub fn to_resource(&self) -> Resource {
+        Resource::from_typed(&self.id(), self)
     }
 
     /// Whether `name` (a type or alias, ASCII case-insensitive) names this definition.
@@ -222,6 +218,19 @@ impl Definition {
                 .all_aliases
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(name))
+    }
+}
+
+/// `ResourceDefinitions.meta.cosi.dev` (id = the lower-cased type).
+impl ResourceSpec for Definition {
+    const TYPE: &'static str = RESOURCE_DEFINITION_TYPE;
+    const NAMESPACE: &'static str = META_NAMESPACE;
+    const ALIASES: &'static [&'static str] = &["api-resources"];
+    const COLUMNS: &'static [Column] = &[col("Aliases", "{.aliases[:]}")];
+    crate::serde_yaml_spec!();
+
+    fn to_proto(&self) -> Vec<u8> {
+        self.proto()
     }
 }
 
@@ -337,27 +346,13 @@ pub fn singular(word: &str) -> String {
     word.to_string()
 }
 
-/// The definitions of the two meta types.
-fn meta_definitions() -> Result<Vec<Definition>, RegistryError> {
-    Ok(vec![
-        Definition::new(NAMESPACE_TYPE, META_NAMESPACE, &["ns"], &[], false)?,
-        Definition::new(
-            RESOURCE_DEFINITION_TYPE,
-            META_NAMESPACE,
-            &["api-resources"],
-            &[("Aliases", "{.aliases[:]}")],
-            false,
-        )?,
-    ])
-}
-
 /// Every definition machined registers: the meta types and Talos 1.7's types.
 pub fn talos_definitions() -> Result<Vec<Definition>, RegistryError> {
-    let mut defs = meta_definitions()?;
-    for (ty, ns, sensitive, aliases, columns) in TALOS_TYPES {
-        defs.push(Definition::new(ty, ns, aliases, columns, *sensitive)?);
-    }
-    Ok(defs)
+    META_TYPES
+        .iter()
+        .chain(TALOS_TYPES)
+        .map(Definition::new)
+        .collect()
 }
 
 /// The spec of a `Namespaces.meta.cosi.dev` resource.
@@ -365,6 +360,21 @@ pub fn talos_definitions() -> Result<Vec<Definition>, RegistryError> {
 pub struct NamespaceSpec {
     /// What the namespace holds.
     pub description: String,
+}
+
+/// `Namespaces.meta.cosi.dev` (id = the namespace).
+impl ResourceSpec for NamespaceSpec {
+    const TYPE: &'static str = NAMESPACE_TYPE;
+    const NAMESPACE: &'static str = META_NAMESPACE;
+    const ALIASES: &'static [&'static str] = &["ns"];
+    crate::serde_yaml_spec!();
+
+    fn to_proto(&self) -> Vec<u8> {
+        pb::NamespaceSpec {
+            description: self.description.clone(),
+        }
+        .encode_to_vec()
+    }
 }
 
 /// Registers a namespace (owned by `meta`); no-op if it exists.
@@ -376,36 +386,18 @@ pub fn register_namespace(
     let spec = NamespaceSpec {
         description: description.to_string(),
     };
-    let proto = pb::NamespaceSpec {
-        description: description.to_string(),
-    }
-    .encode_to_vec();
-    Ok(state.put(
-        Resource {
-            metadata: Metadata::new(META_NAMESPACE, NAMESPACE_TYPE, name),
-            spec: Spec {
-                yaml: super::yaml_of(&spec)?,
-                proto,
-            },
-        },
-        META_OWNER,
-    )?)
+    Ok(state.put(Resource::from_typed(name, &spec), META_OWNER)?)
 }
 
 /// Registers a resource definition (owned by `meta`).
 pub fn register(state: &State, definition: &Definition) -> Result<Arc<Resource>, RegistryError> {
-    Ok(state.put(definition.to_resource()?, META_OWNER)?)
+    Ok(state.put(definition.to_resource(), META_OWNER)?)
 }
 
 /// Registers the `meta` namespace, Talos's namespaces and every Talos 1.7 definition.
 pub fn register_defaults(state: &State) -> Result<(), RegistryError> {
-    register_namespace(
-        state,
-        META_NAMESPACE,
-        "Metadata namespace which contains resource and namespace definitions.",
-    )?;
-    for (name, description) in TALOS_NAMESPACES {
-        register_namespace(state, name, description)?;
+    for ns in std::iter::once(&META_NAMESPACE_DEF).chain(TALOS_NAMESPACES) {
+        register_namespace(state, ns.name, ns.description)?;
     }
     for def in talos_definitions()? {
         register(state, &def)?;
@@ -422,7 +414,7 @@ pub fn lookup(state: &State, resource_type: &str) -> Option<Definition> {
             &resource_type.to_lowercase(),
         )
         .ok()?;
-    serde_yaml::from_str(&r.spec.yaml).ok()
+    r.typed::<Definition>().ok()
 }
 
 /// Whether a namespace is registered.
@@ -435,12 +427,18 @@ mod tests {
     use super::*;
 
     fn def(ty: &str) -> Definition {
-        let (ty, ns, sensitive, aliases, columns) = TALOS_TYPES
+        let d = TALOS_TYPES
             .iter()
-            .find(|t| t.0 == ty)
-            .copied()
+            .find(|d| d.type_name == ty)
             .unwrap_or_else(|| panic!("{ty} not in the catalog"));
-        Definition::new(ty, ns, aliases, columns, sensitive).unwrap()
+        Definition::new(d).unwrap()
+    }
+
+    fn meta_definitions() -> Vec<Definition> {
+        META_TYPES
+            .iter()
+            .map(|d| Definition::new(d).unwrap())
+            .collect()
     }
 
     #[test]
@@ -463,14 +461,14 @@ mod tests {
                 "ms"
             ]
         );
-        let rd = meta_definitions().unwrap().remove(1);
+        let rd = meta_definitions().remove(1);
         assert_eq!(rd.display_type, "ResourceDefinition");
         assert_eq!(
             rd.aliases,
             ["api-resources", "resourcedefinition", "rd", "rds"]
         );
         assert!(rd.matches("rd"));
-        let ns = meta_definitions().unwrap().remove(0);
+        let ns = meta_definitions().remove(0);
         assert_eq!(ns.aliases, ["ns", "namespace"]);
         let mc = def("MachineConfigs.config.talos.dev");
         assert_eq!(mc.aliases, ["machineconfig", "mc", "mcs"]);
@@ -523,8 +521,9 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), defs.len());
-        assert!(Definition::new("lower.x.dev", "ns", &[], &[], false).is_err());
-        assert!(Definition::new("Things", "ns", &[], &[], false).is_err());
+        assert!(Definition::new(&ResourceDef::new("lower.x.dev", "ns")).is_err());
+        assert!(Definition::new(&ResourceDef::new("Things", "ns")).is_err());
+        assert!(Definition::new(&ResourceDef::new("", "ns")).is_err());
     }
 
     #[test]
@@ -555,14 +554,15 @@ mod tests {
         assert!(namespace_exists(&st, "network"));
         assert!(!namespace_exists(&st, "nope"));
         let proto = pb::ResourceDefinitionSpec::decode(
-            &st.get(
+            st.get(
                 META_NAMESPACE,
                 RESOURCE_DEFINITION_TYPE,
                 "machineconfigs.config.talos.dev",
             )
             .unwrap()
             .spec
-            .proto[..],
+            .proto()
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(proto.sensitivity, 1);

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use super::meta::{Metadata, Phase, Resource};
+use super::meta::{Metadata, Phase, Resource, Spec};
 use super::ResourceSpec;
 
 /// Events kept per (namespace, type) for watchers that ask for a tail.
@@ -362,7 +362,7 @@ impl State {
         self.put(
             Resource {
                 metadata,
-                spec: spec.to_spec()?,
+                spec: Spec::typed(spec),
             },
             owner,
         )
@@ -576,15 +576,11 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::Spec;
 
     fn res(id: &str, yaml: &str) -> Resource {
         Resource {
             metadata: Metadata::new("runtime", "Things.test.dev", id),
-            spec: Spec {
-                yaml: yaml.to_string(),
-                proto: Vec::new(),
-            },
+            spec: Spec::new(yaml, Vec::new()),
         }
     }
 
@@ -595,7 +591,7 @@ mod tests {
         assert_eq!(r.metadata.version, 1);
         assert_eq!(r.metadata.owner, "ctrl");
         let mut next = (*r).clone();
-        next.spec.yaml = "x: 2\n".into();
+        next.spec = Spec::new("x: 2\n", Vec::new());
         let r2 = st.update(next.clone(), "ctrl", None).unwrap();
         assert_eq!(r2.metadata.version, 2);
         assert_eq!(r2.metadata.created, r.metadata.created);
@@ -616,6 +612,82 @@ mod tests {
                 .to_string(),
             "resource Things.test.dev(runtime/nope@undefined) doesn't exist"
         );
+    }
+
+    #[test]
+    fn typed_specs_are_stored_typed_and_serialized_for_the_wire() {
+        use crate::resources::specs::{HostnameStatusSpec, ServiceSpec};
+        use crate::resources::{wire, ResourceSpec as _};
+        let st = State::new();
+        let up = ServiceSpec {
+            running: true,
+            healthy: true,
+            unknown: false,
+        };
+        let r = st.put(Resource::from_typed("apid", &up), "svc").unwrap();
+        assert_eq!(r.metadata.version, 1);
+        // Read back typed, without decoding anything.
+        assert_eq!(r.spec.typed_ref::<ServiceSpec>(), Some(&up));
+        assert_eq!(st.get_typed::<ServiceSpec>("apid").unwrap(), up);
+        // An equal value writes nothing; a different one does.
+        assert_eq!(
+            st.put(Resource::from_typed("apid", &up.clone()), "svc")
+                .unwrap()
+                .metadata
+                .version,
+            1
+        );
+        let down = ServiceSpec {
+            running: false,
+            ..up.clone()
+        };
+        assert_eq!(
+            st.modify::<ServiceSpec, _>("apid", "svc", |s| s.running = false)
+                .unwrap()
+                .metadata
+                .version,
+            2
+        );
+        assert_eq!(st.get_typed::<ServiceSpec>("apid").unwrap(), down);
+        // The wire forms are the spec's own serialization.
+        let stored = st.get("runtime", ServiceSpec::TYPE, "apid").unwrap();
+        let w = wire::to_proto(&stored).unwrap();
+        let spec = w.spec.unwrap();
+        assert_eq!(spec.yaml_spec, down.to_yaml().unwrap());
+        assert_eq!(spec.proto_spec, down.to_proto());
+        // A spec that came over the wire is decoded from its YAML.
+        let from_wire = Resource {
+            metadata: Metadata::new("runtime", ServiceSpec::TYPE, "trustd"),
+            spec: Spec::new("running: true\nhealthy: false\nunknown: true\n", Vec::new()),
+        };
+        st.create(from_wire, "svc").unwrap();
+        let t = st.get_typed::<ServiceSpec>("trustd").unwrap();
+        assert!(t.running && !t.healthy && t.unknown);
+        // And equals the typed value it serializes from.
+        assert_eq!(
+            Spec::new(down.to_yaml().unwrap(), down.to_proto()),
+            Spec::typed(down.clone())
+        );
+        // Types are checked.
+        let err = stored.typed::<HostnameStatusSpec>().unwrap_err();
+        assert!(err.to_string().contains("is not of type"), "{err}");
+        assert!(stored.spec.typed_ref::<HostnameStatusSpec>().is_none());
+    }
+
+    #[tokio::test]
+    async fn watchers_see_typed_values() {
+        use crate::resources::specs::ServiceSpec;
+        let st = State::new();
+        let mut w = st.watch_kind("runtime", "Services.v1alpha1.talos.dev", false, 0);
+        let spec = ServiceSpec {
+            running: true,
+            ..Default::default()
+        };
+        st.put(Resource::from_typed("apid", &spec), "svc").unwrap();
+        let e = w.next().await.unwrap();
+        assert_eq!(e.kind, EventKind::Created);
+        let r = e.resource.unwrap();
+        assert_eq!(r.spec.typed_ref::<ServiceSpec>(), Some(&spec));
     }
 
     #[test]
@@ -735,7 +807,7 @@ mod tests {
         st.put(res("a", "v: 2\n"), "c").unwrap();
         let e = w.next().await.unwrap();
         assert_eq!(e.kind, EventKind::Updated);
-        assert_eq!(e.old.unwrap().spec.yaml, "v: 1\n");
+        assert_eq!(e.old.unwrap().spec.yaml().unwrap(), "v: 1\n");
     }
 
     #[tokio::test]

@@ -54,15 +54,15 @@ pub fn metadata_to_proto(md: &Metadata) -> pb::Metadata {
     }
 }
 
-/// The wire form of a resource (both spec forms).
-pub fn to_proto(r: &Resource) -> pb::Resource {
-    pb::Resource {
+/// The wire form of a resource (both spec forms; a typed spec is serialized here, once).
+pub fn to_proto(r: &Resource) -> Result<pb::Resource, StateError> {
+    Ok(pb::Resource {
         metadata: Some(metadata_to_proto(&r.metadata)),
         spec: Some(pb::Spec {
-            proto_spec: r.spec.proto.clone(),
-            yaml_spec: r.spec.yaml.clone(),
+            proto_spec: r.spec.proto()?.to_vec(),
+            yaml_spec: r.spec.yaml()?.to_string(),
         }),
-    }
+    })
 }
 
 /// A resource from the wire (what a client sends to Create/Update). The version is the one
@@ -103,10 +103,7 @@ pub fn from_proto(r: &pb::Resource) -> Result<Resource, StateError> {
                 .collect(),
             finalizers: md.finalizers.clone(),
         },
-        spec: Spec {
-            yaml: spec.yaml_spec,
-            proto: spec.proto_spec,
-        },
+        spec: Spec::new(spec.yaml_spec, spec.proto_spec),
     })
 }
 
@@ -122,13 +119,13 @@ pub fn event_type(kind: EventKind) -> pb::EventType {
 }
 
 /// The wire form of a watch event.
-pub fn event_to_proto(e: &Event) -> pb::Event {
-    pb::Event {
-        resource: e.resource.as_deref().map(to_proto),
-        old: e.old.as_deref().map(to_proto),
+pub fn event_to_proto(e: &Event) -> Result<pb::Event, StateError> {
+    Ok(pb::Event {
+        resource: e.resource.as_deref().map(to_proto).transpose()?,
+        old: e.old.as_deref().map(to_proto).transpose()?,
         error: e.error.clone(),
         event_type: event_type(e.kind) as i32,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -147,12 +144,9 @@ mod tests {
         md.updated = md.created;
         let r = Resource {
             metadata: md,
-            spec: Spec {
-                yaml: "hostname: x\n".into(),
-                proto: vec![1, 2],
-            },
+            spec: Spec::new("hostname: x\n", vec![1, 2]),
         };
-        let wire = to_proto(&r);
+        let wire = to_proto(&r).unwrap();
         let m = wire.metadata.as_ref().unwrap();
         assert_eq!(m.version, "7");
         assert_eq!(m.phase, "tearingDown");

@@ -127,6 +127,11 @@ fn wire_resource(r: &pb::Resource) -> Result<talos::resources::Resource, Status>
     wire::from_proto(r).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// The wire form of a stored resource (a typed spec is serialized here).
+fn to_wire(r: &talos::resources::Resource) -> Result<pb::Resource, Status> {
+    wire::to_proto(r).map_err(|e| Status::internal(format!("{}: {e}", r.metadata)))
+}
+
 #[tonic::async_trait]
 impl StateService for CosiApi {
     async fn get(
@@ -142,7 +147,7 @@ impl StateService for CosiApi {
             .get(&req.namespace, &req.r#type, &req.id)
             .map_err(state_status)?;
         Ok(Response::new(pb::GetResponse {
-            resource: Some(wire::to_proto(&r)),
+            resource: Some(to_wire(&r)?),
         }))
     }
 
@@ -170,10 +175,12 @@ impl StateService for CosiApi {
                     .as_ref()
                     .is_none_or(|re| re.is_match(&r.metadata.id))
             })
-            .map(|r| pb::ListResponse {
-                resource: Some(wire::to_proto(r)),
+            .map(|r| {
+                Ok(pb::ListResponse {
+                    resource: Some(to_wire(r)?),
+                })
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         Ok(Response::new(Box::pin(tokio_stream::iter(
             items.into_iter().map(Ok),
         ))))
@@ -196,7 +203,7 @@ impl StateService for CosiApi {
         let owner = req.options.map(|o| o.owner).unwrap_or_default();
         let stored = self.state().create(r, &owner).map_err(state_status)?;
         Ok(Response::new(pb::CreateResponse {
-            resource: Some(wire::to_proto(&stored)),
+            resource: Some(to_wire(&stored)?),
         }))
     }
 
@@ -226,7 +233,7 @@ impl StateService for CosiApi {
             .update(r, &options.owner, expected_phase)
             .map_err(state_status)?;
         Ok(Response::new(pb::UpdateResponse {
-            resource: Some(wire::to_proto(&stored)),
+            resource: Some(to_wire(&stored)?),
         }))
     }
 
@@ -297,10 +304,12 @@ impl StateService for CosiApi {
                 if legacy && matches!(event.kind, EventKind::Bootstrapped | EventKind::Errored) {
                     continue;
                 }
-                let msg = pb::WatchResponse {
-                    event: vec![wire::event_to_proto(&event)],
+                let msg = match wire::event_to_proto(&event) {
+                    Ok(e) => Ok(pb::WatchResponse { event: vec![e] }),
+                    Err(e) => Err(Status::internal(format!("encoding a watch event: {e}"))),
                 };
-                if tx.send(Ok(msg)).await.is_err() {
+                let failed = msg.is_err();
+                if tx.send(msg).await.is_err() || failed {
                     break;
                 }
             }

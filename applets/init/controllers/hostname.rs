@@ -42,14 +42,6 @@ impl HostnameStatusController {
     }
 }
 
-/// Splits `host.example.org` into (`host`, `example.org`).
-pub fn split_fqdn(name: &str) -> (String, String) {
-    match name.split_once('.') {
-        Some((h, d)) => (h.to_string(), d.to_string()),
-        None => (name.to_string(), String::new()),
-    }
-}
-
 impl Controller for HostnameStatusController {
     fn name(&self) -> &'static str {
         "network.HostnameStatusController"
@@ -72,25 +64,21 @@ impl Controller for HostnameStatusController {
                     .map(|n| n.hostname.clone())
             })
             .filter(|h| !h.is_empty());
-        let (hostname, domainname) = match configured {
-            Some(name) => split_fqdn(&name),
+        let status = match configured {
+            Some(name) => HostnameStatusSpec::from_fqdn(&name),
             None => {
-                let (h, d) = split_fqdn(&self.kernel_value("hostname"));
-                let domain = self.kernel_value("domainname");
-                (h, if d.is_empty() { domain } else { d })
+                let mut status = HostnameStatusSpec::from_fqdn(&self.kernel_value("hostname"));
+                if status.domainname.is_empty() {
+                    status.domainname = self.kernel_value("domainname");
+                }
+                status
             }
         };
-        if hostname.is_empty() {
+        if status.hostname.is_empty() {
             // Nothing known yet; look again later.
             return Ok(Action::Requeue(RESCAN));
         }
-        ctx.put_typed(
-            HOSTNAME_ID,
-            &HostnameStatusSpec {
-                hostname,
-                domainname,
-            },
-        )?;
+        ctx.put_typed(HOSTNAME_ID, &status)?;
         Ok(Action::Requeue(RESCAN))
     }
 }
@@ -155,7 +143,7 @@ impl Controller for NodenameController {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{eventually, write};
+    use super::super::testutil::{eventually, machine_config, write};
     use super::*;
     use talos::resources::controller::Runtime;
     use talos::resources::State;
@@ -184,11 +172,7 @@ mod tests {
         assert_eq!(h.domainname, "");
         let cfg = "version: v1alpha1\nmachine:\n  type: worker\n  network:\n    hostname: node-a.example.org\n  kubelet:\n    registerWithFQDN: true\n";
         st.put(
-            talos::resources::Resource::from_typed(
-                MACHINE_CONFIG_ID,
-                &MachineConfigSpec(cfg.into()),
-            )
-            .unwrap(),
+            talos::resources::Resource::from_typed(MACHINE_CONFIG_ID, &machine_config(cfg)),
             "",
         )
         .unwrap();

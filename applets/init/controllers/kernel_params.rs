@@ -148,7 +148,7 @@ impl Controller for KernelParamStatusController {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::write;
+    use super::super::testutil::{machine_config, write};
     use super::*;
     use talos::resources::State;
 
@@ -166,12 +166,10 @@ mod tests {
         st.put(
             talos::resources::Resource::from_typed(
                 MACHINE_CONFIG_ID,
-                &MachineConfigSpec(
-                    "version: v1alpha1\nmachine:\n  type: worker\n  sysctls:\n    fs.file-max: \"200\"\n"
-                        .into(),
+                &machine_config(
+                    "version: v1alpha1\nmachine:\n  type: worker\n  sysctls:\n    fs.file-max: \"200\"\n",
                 ),
-            )
-            .unwrap(),
+            ),
             "",
         )
         .unwrap();

@@ -179,8 +179,7 @@ mod tests {
                     hostname: "cp-1".into(),
                     domainname: String::new(),
                 },
-            )
-            .unwrap(),
+            ),
             "net",
         )
         .unwrap();
@@ -188,8 +187,7 @@ mod tests {
             talos::resources::Resource::from_typed(
                 MACHINE_TYPE_ID,
                 &MachineTypeSpec("controlplane".into()),
-            )
-            .unwrap(),
+            ),
             "cfg",
         )
         .unwrap();

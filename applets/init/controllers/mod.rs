@@ -14,11 +14,13 @@ pub mod observer;
 pub mod time;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use talos::config::{Config, Mode};
+use talos::config::{Config, ConfigStore, Mode};
+use talos::errors::chain;
 use talos::resources::controller::Runtime;
 use talos::resources::specs::{MachineConfigSpec, ServiceSpec, MACHINE_CONFIG_ID};
-use talos::resources::{ResourceSpec, State, StateError};
+use talos::resources::{State, StateError};
 
 /// Where the controllers read the system, and what platform they run on.
 #[derive(Debug, Clone)]
@@ -55,23 +57,19 @@ pub fn start(runtime: &mut Runtime, env: &Env, node_id: &str) {
 }
 
 /// What `talos machined --api-only` runs: the controllers, plus the resources the sequencer
-/// would report (the config from `STATE_DIR/config.yaml` when there is one, stage `running`,
-/// ready) and the `machined` service. Returns the controller runtime (stop it on shutdown).
+/// would report (the config persisted in `STATE_DIR` when there is one, parsed but not
+/// validated; stage `running`, ready) and the `machined` service. Returns the controller
+/// runtime (stop it on shutdown).
 pub fn start_api_only(state: &State, mode: Mode, state_dir: Option<&Path>) -> Runtime {
     use crate::init::runtime::{MachineStage, NodeObserver as _};
     let obs = observer::ResourceObserver::new(state.clone());
-    if let Some(path) = state_dir
-        .map(|d| d.join("config.yaml"))
-        .filter(|p| p.exists())
-    {
-        let loaded = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                Config::from_yaml(&b, &path.display().to_string()).map_err(|e| e.to_string())
-            });
-        match loaded {
-            Ok(cfg) => obs.config_loaded(std::sync::Arc::new(cfg)),
-            Err(e) => tracing::warn!(path = %path.display(), "machine config not loaded: {e}"),
+    if let Some(store) = state_dir.map(ConfigStore::in_dir) {
+        match store.load_unvalidated() {
+            Ok(Some(cfg)) => obs.config_loaded(cfg),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %store.path().display(), "machine config not loaded: {}", chain(&e))
+            }
         }
     }
     obs.stage(MachineStage::Running);
@@ -86,19 +84,14 @@ pub fn start_api_only(state: &State, mode: Mode, state_dir: Option<&Path>) -> Ru
     runtime
 }
 
-/// The active machine config, parsed from the `MachineConfigs` resource.
-pub fn current_config(state: &State) -> Option<Config> {
-    let r = state
-        .get(
-            MachineConfigSpec::NAMESPACE,
-            MachineConfigSpec::TYPE,
-            MACHINE_CONFIG_ID,
-        )
-        .ok()?;
-    match Config::from_yaml(r.spec.yaml.as_bytes(), "MachineConfigs/v1alpha1") {
-        Ok(c) => Some(c),
+/// The active machine config: the typed config the `MachineConfigs` resource holds, shared
+/// (nothing is parsed).
+pub fn current_config(state: &State) -> Option<Arc<Config>> {
+    match state.get_typed::<MachineConfigSpec>(MACHINE_CONFIG_ID) {
+        Ok(spec) => Some(spec.0),
+        Err(StateError::NotFound(_)) => None,
         Err(e) => {
-            tracing::warn!("machine config resource does not parse: {e}");
+            tracing::warn!("machine config resource is not usable: {e}");
             None
         }
     }
@@ -125,7 +118,7 @@ pub fn publish_service(
                     healthy,
                     unknown,
                 },
-            )?,
+            ),
             SERVICE_OWNER,
         )
         .map(|_| ())
@@ -134,7 +127,16 @@ pub fn publish_service(
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::path::Path;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use talos::resources::specs::MachineConfigSpec;
+
+    /// The machine config resource's spec for a config given as YAML.
+    pub fn machine_config(yaml: &str) -> MachineConfigSpec {
+        let config = talos::config::Config::from_yaml(yaml.as_bytes(), "test").expect("config");
+        MachineConfigSpec::new(Arc::new(config))
+    }
 
     /// A fake `/proc` in a temp dir.
     pub fn write(root: &Path, rel: &str, content: &str) {
@@ -160,6 +162,7 @@ pub(crate) mod testutil {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use talos::resources::ResourceSpec as _;
 
     #[test]
     fn services_are_published() {

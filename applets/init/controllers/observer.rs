@@ -59,23 +59,25 @@ pub fn unmet_condition(s: &str) -> UnmetCondition {
 
 impl NodeObserver for ResourceObserver {
     fn config_loaded(&self, config: Arc<talos::config::Config>) {
-        let yaml = match config.to_yaml() {
-            Ok(y) => y,
-            Err(e) => {
-                tracing::warn!("encoding the machine config for its resource: {e}");
-                return;
-            }
-        };
         let machine_type = config
             .v1alpha1()
             .and_then(|v| v.machine.as_ref())
             .map(|m| m.machine_type.clone())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "unknown".to_string());
-        let writes = Resource::from_typed(MACHINE_CONFIG_ID, &MachineConfigSpec(yaml))
-            .and_then(|r| self.state.put(r, CONFIG_OWNER))
-            .and_then(|_| Resource::from_typed(MACHINE_TYPE_ID, &MachineTypeSpec(machine_type)))
-            .and_then(|r| self.state.put(r, MACHINE_TYPE_OWNER));
+        // The typed config itself: controllers borrow it, the API serializes it.
+        let writes = self
+            .state
+            .put(
+                Resource::from_typed(MACHINE_CONFIG_ID, &MachineConfigSpec::new(config)),
+                CONFIG_OWNER,
+            )
+            .and_then(|_| {
+                self.state.put(
+                    Resource::from_typed(MACHINE_TYPE_ID, &MachineTypeSpec(machine_type)),
+                    MACHINE_TYPE_OWNER,
+                )
+            });
         if let Err(e) = writes {
             tracing::warn!("publishing the machine config resources: {e}");
         }
@@ -139,12 +141,14 @@ mod tests {
     fn observer_writes_config_type_and_status() {
         let st = State::new();
         let obs = ResourceObserver::new(st.clone());
-        let cfg = talos::config::Config::from_yaml(
-            b"version: v1alpha1\nmachine:\n  type: controlplane\n",
-            "test",
-        )
-        .unwrap();
-        obs.config_loaded(Arc::new(cfg));
+        let cfg = Arc::new(
+            talos::config::Config::from_yaml(
+                b"version: v1alpha1\nmachine:\n  type: controlplane\n",
+                "test",
+            )
+            .unwrap(),
+        );
+        obs.config_loaded(Arc::clone(&cfg));
         let t: MachineTypeSpec = st.get_typed(MACHINE_TYPE_ID).unwrap();
         assert_eq!(t.0, "controlplane");
         let mc = st
@@ -154,11 +158,23 @@ mod tests {
                 MACHINE_CONFIG_ID,
             )
             .unwrap();
-        assert!(
-            mc.spec.yaml.contains("type: controlplane"),
-            "{}",
-            mc.spec.yaml
-        );
+        // The resource holds the very config the sequencer loaded; its YAML is made for the
+        // wire, as Talos lays the documents out.
+        let typed = mc.spec.typed_ref::<MachineConfigSpec>().unwrap();
+        assert!(Arc::ptr_eq(typed.config(), &cfg));
+        let yaml = mc.spec.yaml().unwrap();
+        assert_eq!(yaml, cfg.to_yaml().unwrap());
+        assert!(yaml.contains("type: controlplane"), "{yaml}");
+        // The same config again writes nothing.
+        obs.config_loaded(Arc::clone(&cfg));
+        let again = st
+            .get(
+                MachineConfigSpec::NAMESPACE,
+                MachineConfigSpec::TYPE,
+                MACHINE_CONFIG_ID,
+            )
+            .unwrap();
+        assert_eq!(again.metadata.version, 1);
         obs.stage(MachineStage::Booting);
         obs.ready(
             false,

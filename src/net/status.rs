@@ -1,219 +1,18 @@
-//! The network status resources networkd publishes, with Talos 1.7's types, ids and YAML field
-//! names (`pkg/machinery/resources/network`), and the conversions from what rtnetlink reports.
+//! The network status networkd publishes, built from what rtnetlink reports: typed
+//! [`crate::resources::specs::network`] specs (`LinkStatuses`, `AddressStatuses`,
+//! `RouteStatuses`, `ResolverStatuses`, `HostnameStatuses`) as resources with Talos 1.7's ids.
 //!
 //! Enumerations are written the way Talos's `nethelpers` marshal them as text: `inet4`,
 //! `global`, `main`, `unicast`, `boot`, `UP,BROADCAST,RUNNING`, `permanent`, `ether`, `up`, …
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::{Deserialize, Serialize};
-
 use super::rtnl::{Address, Link, Route};
-
-/// Namespace of all network resources.
-pub const NAMESPACE: &str = "network";
-
-/// Resource type of [`LinkStatusSpec`].
-pub const LINK_STATUS_TYPE: &str = "LinkStatuses.net.talos.dev";
-/// Resource type of [`AddressStatusSpec`].
-pub const ADDRESS_STATUS_TYPE: &str = "AddressStatuses.net.talos.dev";
-/// Resource type of [`RouteStatusSpec`].
-pub const ROUTE_STATUS_TYPE: &str = "RouteStatuses.net.talos.dev";
-/// Resource type of [`ResolverStatusSpec`].
-pub const RESOLVER_STATUS_TYPE: &str = "ResolverStatuses.net.talos.dev";
-/// Resource type of [`HostnameStatusSpec`].
-pub const HOSTNAME_STATUS_TYPE: &str = "HostnameStatuses.net.talos.dev";
-
-/// The single id of the resolver status.
-pub const RESOLVER_ID: &str = "resolvers";
-/// The single id of the hostname status.
-pub const HOSTNAME_ID: &str = "hostname";
-
-/// One resource ready to publish: type, id and the spec as YAML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetResource {
-    /// Resource type, e.g. [`LINK_STATUS_TYPE`].
-    pub kind: &'static str,
-    /// Resource id.
-    pub id: String,
-    /// The spec as YAML (the COSI `yaml_spec`).
-    pub yaml: String,
-}
-
-/// Errors while building a resource.
-#[derive(Debug, thiserror::Error)]
-pub enum ResourceError {
-    /// The spec could not be encoded as YAML.
-    #[error("cannot encode {kind} {id:?} as YAML")]
-    Yaml {
-        /// Resource type.
-        kind: &'static str,
-        /// Resource id.
-        id: String,
-        /// What went wrong.
-        source: crate::yaml::YamlError,
-    },
-}
-
-fn resource<T: Serialize>(
-    kind: &'static str,
-    id: String,
-    spec: &T,
-) -> Result<NetResource, ResourceError> {
-    let yaml = crate::yaml::to_string(spec).map_err(|source| ResourceError::Yaml {
-        kind,
-        id: id.clone(),
-        source,
-    })?;
-    Ok(NetResource { kind, id, yaml })
-}
-
-/// `LinkStatuses.net.talos.dev` (id: the link name).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkStatusSpec {
-    /// Interface index.
-    pub index: u32,
-    /// Link layer type (`ether`, `loopback`, …).
-    #[serde(rename = "type")]
-    pub link_type: String,
-    /// Index of the link this one is stacked on (IFLA_LINK), 0 when none.
-    pub link_index: u32,
-    /// Interface flags (`UP,BROADCAST,RUNNING,MULTICAST,LOWER_UP`).
-    pub flags: String,
-    /// MAC address.
-    pub hardware_addr: String,
-    /// Permanent MAC address.
-    pub permanent_addr: String,
-    /// Link-layer broadcast address.
-    pub broadcast_addr: String,
-    /// MTU.
-    pub mtu: u32,
-    /// Queueing discipline.
-    pub queue_disc: String,
-    /// Index of the master (bridge, bond) when enslaved.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub master_index: u32,
-    /// RFC 2863 operational state (`up`, `down`, `unknown`, …).
-    pub operational_state: String,
-    /// Link kind (`veth`, `bridge`, … ; empty for physical devices).
-    pub kind: String,
-    /// Kind of the master when enslaved.
-    pub slave_kind: String,
-    /// Driver name, when known.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub driver: String,
-    /// Whether the link has carrier.
-    pub link_state: bool,
-    /// Port type (ethtool); `Other` when unknown.
-    pub port: String,
-    /// Duplex (ethtool); `Unknown` when unknown.
-    pub duplex: String,
-}
-
-fn is_zero(v: &u32) -> bool {
-    *v == 0
-}
-
-/// `AddressStatuses.net.talos.dev` (id: `LINK/ADDRESS/PREFIX`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AddressStatusSpec {
-    /// Address with prefix length (`10.0.2.15/24`).
-    pub address: String,
-    /// Local address (IFA_LOCAL), when reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local: Option<String>,
-    /// Broadcast address, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub broadcast: Option<String>,
-    /// Anycast address, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anycast: Option<String>,
-    /// Multicast address, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multicast: Option<String>,
-    /// Interface index.
-    pub link_index: u32,
-    /// Interface name.
-    pub link_name: String,
-    /// `inet4` or `inet6`.
-    pub family: String,
-    /// `global`, `link`, `host`, …
-    pub scope: String,
-    /// Address flags (`permanent`, …).
-    pub flags: String,
-}
-
-/// `RouteStatuses.net.talos.dev` (id: `[TABLE/]FAMILY/GATEWAY/DESTINATION/PRIORITY`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteStatusSpec {
-    /// `inet4` or `inet6`.
-    pub family: String,
-    /// Destination prefix; empty for the default route.
-    pub dst: String,
-    /// Preferred source address; empty when none.
-    pub src: String,
-    /// Gateway; empty when none.
-    pub gateway: String,
-    /// Output interface index.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub out_link_index: u32,
-    /// Output interface name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub out_link_name: String,
-    /// Routing table (`main`, `local`, …).
-    pub table: String,
-    /// Metric.
-    pub priority: u32,
-    /// Route scope.
-    pub scope: String,
-    /// Route type (`unicast`, `local`, …).
-    #[serde(rename = "type")]
-    pub route_type: String,
-    /// Route flags.
-    pub flags: String,
-    /// Who installed the route (`boot`, `kernel`, `static`, `dhcp`, …).
-    pub protocol: String,
-    /// Route MTU, when set.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub mtu: u32,
-}
-
-/// `ResolverStatuses.net.talos.dev` (id `resolvers`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResolverStatusSpec {
-    /// DNS servers in use, in order.
-    pub dns_servers: Vec<String>,
-}
-
-/// `HostnameStatuses.net.talos.dev` (id `hostname`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HostnameStatusSpec {
-    /// Short host name.
-    pub hostname: String,
-    /// Domain name (may be empty).
-    pub domainname: String,
-}
-
-impl HostnameStatusSpec {
-    /// Splits a (possibly fully qualified) name at its first dot.
-    pub fn from_fqdn(name: &str) -> Self {
-        match name.split_once('.') {
-            Some((host, domain)) => Self {
-                hostname: host.to_string(),
-                domainname: domain.to_string(),
-            },
-            None => Self {
-                hostname: name.to_string(),
-                domainname: String::new(),
-            },
-        }
-    }
-}
+use crate::resources::specs::{
+    AddressStatusSpec, HostnameStatusSpec, LinkStatusSpec, ResolverStatusSpec, RouteStatusSpec,
+    HOSTNAME_ID, RESOLVER_ID,
+};
+use crate::resources::Resource;
 
 /// Talos `AddressID`: `LINK/ADDRESS/PREFIXLEN`.
 pub fn address_id(link_name: &str, addr: IpAddr, prefix_len: u8) -> String {
@@ -465,7 +264,7 @@ pub fn hardware_addr(bytes: &[u8]) -> String {
 }
 
 /// The LinkStatus of one link.
-pub fn link_status(link: &Link) -> Result<NetResource, ResourceError> {
+pub fn link_status(link: &Link) -> Resource {
     const IFF_RUNNING: u32 = 0x40;
     let spec = LinkStatusSpec {
         index: link.index,
@@ -486,11 +285,11 @@ pub fn link_status(link: &Link) -> Result<NetResource, ResourceError> {
         port: "Other".into(),
         duplex: "Unknown".into(),
     };
-    resource(LINK_STATUS_TYPE, link.name.clone(), &spec)
+    Resource::from_typed(&link.name, &spec)
 }
 
 /// The AddressStatus of one address.
-pub fn address_status(addr: &Address) -> Result<NetResource, ResourceError> {
+pub fn address_status(addr: &Address) -> Resource {
     let spec = AddressStatusSpec {
         address: format!("{}/{}", addr.address, addr.prefix_len),
         local: addr.local.map(|a| a.to_string()),
@@ -504,11 +303,11 @@ pub fn address_status(addr: &Address) -> Result<NetResource, ResourceError> {
         flags: address_flags(addr.flags),
     };
     let id = address_id(&addr.link_name, addr.address, addr.prefix_len);
-    resource(ADDRESS_STATUS_TYPE, id, &spec)
+    Resource::from_typed(&id, &spec)
 }
 
 /// The RouteStatus of one route.
-pub fn route_status(route: &Route) -> Result<NetResource, ResourceError> {
+pub fn route_status(route: &Route) -> Resource {
     let dst = route.destination.map(|d| (d, route.destination_len));
     let spec = RouteStatusSpec {
         family: family_name(route.family),
@@ -533,30 +332,31 @@ pub fn route_status(route: &Route) -> Result<NetResource, ResourceError> {
         route.priority,
         &route.out_link_name,
     );
-    resource(ROUTE_STATUS_TYPE, id, &spec)
+    Resource::from_typed(&id, &spec)
 }
 
 /// The ResolverStatus for the servers in use.
-pub fn resolver_status(servers: &[Ipv4Addr]) -> Result<NetResource, ResourceError> {
+pub fn resolver_status(servers: &[Ipv4Addr]) -> Resource {
     let spec = ResolverStatusSpec {
         dns_servers: servers.iter().map(|s| s.to_string()).collect(),
     };
-    resource(RESOLVER_STATUS_TYPE, RESOLVER_ID.into(), &spec)
+    Resource::from_typed(RESOLVER_ID, &spec)
 }
 
 /// The HostnameStatus for a (possibly fully qualified) host name.
-pub fn hostname_status(fqdn: &str) -> Result<NetResource, ResourceError> {
+pub fn hostname_status(fqdn: &str) -> Resource {
     hostname_status_spec(&HostnameStatusSpec::from_fqdn(fqdn))
 }
 
 /// The HostnameStatus for a host name already split into name and domain.
-pub fn hostname_status_spec(spec: &HostnameStatusSpec) -> Result<NetResource, ResourceError> {
-    resource(HOSTNAME_STATUS_TYPE, HOSTNAME_ID.into(), spec)
+pub fn hostname_status_spec(spec: &HostnameStatusSpec) -> Resource {
+    Resource::from_typed(HOSTNAME_ID, spec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::ResourceSpec as _;
     use std::net::Ipv6Addr;
 
     fn eth0() -> Link {
@@ -636,10 +436,12 @@ mod tests {
 
     #[test]
     fn link_status_yaml() {
-        let r = link_status(&eth0()).expect("link status");
-        assert_eq!(r.kind, LINK_STATUS_TYPE);
-        assert_eq!(r.id, "eth0");
-        let v: serde_yaml::Value = serde_yaml::from_str(&r.yaml).expect("yaml");
+        let r = link_status(&eth0());
+        assert_eq!(r.metadata.resource_type, LinkStatusSpec::TYPE);
+        assert_eq!(r.metadata.namespace, "network");
+        assert_eq!(r.metadata.id, "eth0");
+        let yaml = r.spec.yaml().expect("yaml");
+        let v: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
         assert_eq!(v["index"], serde_yaml::Value::from(2));
         assert_eq!(v["type"], serde_yaml::Value::from("ether"));
         assert_eq!(
@@ -658,7 +460,8 @@ mod tests {
         assert_eq!(v["linkState"], serde_yaml::Value::from(true));
         assert_eq!(v["kind"], serde_yaml::Value::from(""));
         assert!(v.get("masterIndex").is_none());
-        let back: LinkStatusSpec = serde_yaml::from_str(&r.yaml).expect("round trip");
+        let back: LinkStatusSpec = serde_yaml::from_str(yaml).expect("round trip");
+        assert_eq!(r.typed::<LinkStatusSpec>().expect("typed"), back);
         assert_eq!(back.mtu, 1500);
     }
 
@@ -679,17 +482,18 @@ mod tests {
             valid_lifetime: Some(86400),
             preferred_lifetime: Some(86400),
         };
-        let r = address_status(&addr).expect("address status");
-        assert_eq!(r.id, "eth0/10.0.2.15/24");
-        let spec: AddressStatusSpec = serde_yaml::from_str(&r.yaml).expect("yaml");
+        let r = address_status(&addr);
+        assert_eq!(r.metadata.id, "eth0/10.0.2.15/24");
+        let yaml = r.spec.yaml().expect("yaml");
+        let spec: AddressStatusSpec = serde_yaml::from_str(yaml).expect("yaml");
         assert_eq!(spec.address, "10.0.2.15/24");
         assert_eq!(spec.local.as_deref(), Some("10.0.2.15"));
         assert_eq!(spec.broadcast.as_deref(), Some("10.0.2.255"));
         assert_eq!(spec.family, "inet4");
         assert_eq!(spec.scope, "global");
         assert_eq!(spec.link_name, "eth0");
-        assert!(!r.yaml.contains("anycast"));
-        assert!(r.yaml.contains("linkIndex: 2"));
+        assert!(!yaml.contains("anycast"));
+        assert!(yaml.contains("linkIndex: 2"));
     }
 
     #[test]
@@ -710,9 +514,10 @@ mod tests {
             protocol: 3,
             mtu: None,
         };
-        let r = route_status(&route).expect("route status");
-        assert_eq!(r.id, "inet4/10.0.2.2//1024");
-        let spec: RouteStatusSpec = serde_yaml::from_str(&r.yaml).expect("yaml");
+        let r = route_status(&route);
+        assert_eq!(r.metadata.id, "inet4/10.0.2.2//1024");
+        let yaml = r.spec.yaml().expect("yaml");
+        let spec: RouteStatusSpec = serde_yaml::from_str(yaml).expect("yaml");
         assert_eq!(spec.dst, "");
         assert_eq!(spec.gateway, "10.0.2.2");
         assert_eq!(spec.src, "10.0.2.15");
@@ -721,21 +526,22 @@ mod tests {
         assert_eq!(spec.protocol, "boot");
         assert_eq!(spec.out_link_name, "eth0");
         assert_eq!(spec.priority, 1024);
-        assert!(r.yaml.contains("type: unicast"));
+        assert!(yaml.contains("type: unicast"));
     }
 
     #[test]
     fn resolver_and_hostname_yaml() {
-        let r = resolver_status(&[Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)])
-            .expect("resolvers");
-        assert_eq!(r.id, "resolvers");
-        let spec: ResolverStatusSpec = serde_yaml::from_str(&r.yaml).expect("yaml");
+        let r = resolver_status(&[Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)]);
+        assert_eq!(r.metadata.id, "resolvers");
+        let yaml = r.spec.yaml().expect("yaml");
+        let spec: ResolverStatusSpec = serde_yaml::from_str(yaml).expect("yaml");
         assert_eq!(spec.dns_servers, vec!["1.1.1.1", "8.8.8.8"]);
-        assert!(r.yaml.contains("dnsServers:"));
+        assert!(yaml.contains("dnsServers:"));
 
-        let h = hostname_status("node1.example.org").expect("hostname");
-        assert_eq!(h.id, "hostname");
-        let spec: HostnameStatusSpec = serde_yaml::from_str(&h.yaml).expect("yaml");
+        let h = hostname_status("node1.example.org");
+        assert_eq!(h.metadata.id, "hostname");
+        let spec: HostnameStatusSpec =
+            serde_yaml::from_str(h.spec.yaml().expect("yaml")).expect("yaml");
         assert_eq!(spec.hostname, "node1");
         assert_eq!(spec.domainname, "example.org");
         assert_eq!(HostnameStatusSpec::from_fqdn("solo").domainname, "");
