@@ -1,42 +1,39 @@
 //! Config acquisition, in Talos's order:
 //!
-//! 1. the persisted config `/system/state/config.yaml`, if it parses and validates;
+//! 1. the config persisted in the [`ConfigStore`], if it parses and validates;
 //! 2. the platform's source (`USERDATA` on the container platform, the `talos.config=` URL on
-//!    metal); a valid config is persisted atomically (0600) before it is used;
+//!    metal); a valid config is persisted (atomically, 0600) before it is used;
 //! 3. otherwise maintenance mode ([`super::maintenance::run`]) until a valid config is applied.
 //!    A platform that is still trying after [`PLATFORM_GRACE`] (a config server that is down,
 //!    answers 404 or serves an invalid config) goes on trying with back-off while maintenance
 //!    mode is open; the first valid config from either side is used.
 //!
+//! Every source goes through the store's parse and validation once, and the typed config is
+//! what comes out (maintenance mode hands over the config it validated; nothing is read back).
 //! An invalid config is never persisted: the reason is logged, published as a
 //! `machine.ConfigLoadErrorEvent` / `machine.ConfigValidationErrorEvent`, reported to the
 //! [`NodeObserver`] as an unmet condition, and the node waits in maintenance mode.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use prost::Message as _;
 use talos::api::machine as pb;
-use talos::config::{Config, Mode};
+use talos::config::{Config, ConfigStore, ConfigStoreError, Mode, ValidConfig};
 use talos::errors::chain;
 use talos::events::{runtime_type_url, EventBus};
-use talos::fsutil::{write_atomic, WriteOptions};
 use talos::logbuf::LogBuffers;
 use talos::platform::Platform;
 
 use super::maintenance::{self, Applied};
 use super::runtime::{BoxFuture, MachineStage, NodeObserver};
 
-/// The machine config file inside the state directory.
-pub const CONFIG_FILE: &str = maintenance::CONFIG_FILE;
-
 /// Where the config came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
-    /// The persisted `config.yaml`.
+    /// The persisted config.
     State,
     /// The platform (its name).
     Platform(String),
@@ -53,6 +50,16 @@ pub struct Acquired {
     pub source: ConfigSource,
     /// Validation warnings.
     pub warnings: Vec<String>,
+}
+
+impl Acquired {
+    fn new(valid: &ValidConfig, source: ConfigSource) -> Acquired {
+        Acquired {
+            config: Arc::clone(valid.config()),
+            source,
+            warnings: valid.warnings().iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// Runs maintenance mode until a config is applied (`Some`) or a signal ends it (`None`).
@@ -76,8 +83,8 @@ pub fn real_maintenance(
 
 /// What acquisition needs.
 pub struct Acquire<'a> {
-    /// `/system/state`.
-    pub state_dir: PathBuf,
+    /// Where the config is persisted.
+    pub store: ConfigStore,
     /// Validation mode.
     pub mode: Mode,
     /// The platform (its source).
@@ -120,25 +127,14 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// Parses and validates `bytes` for `mode`; returns the config and its warnings.
-pub fn parse_and_validate(
-    bytes: &[u8],
-    what: &str,
-    mode: Mode,
-) -> Result<(Config, Vec<String>), Refusal> {
-    let config = Config::from_yaml(bytes, what).map_err(|e| Refusal::Load(e.to_string()))?;
-    let warnings = config
-        .validate(mode, false)
-        .map_err(|e| Refusal::Validation(e.to_string()))?;
-    Ok((config, warnings.iter().map(ToString::to_string).collect()))
-}
-
-/// Persists a config atomically, 0600, replacing the previous one.
-pub fn persist(state_dir: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    let path = state_dir.join(CONFIG_FILE);
-    write_atomic(&path, bytes, WriteOptions::PRIVATE.overwrite(true))
-        .with_context(|| format!("persisting the machine config to {}", path.display()))?;
-    Ok(path)
+impl From<&ConfigStoreError> for Refusal {
+    fn from(e: &ConfigStoreError) -> Refusal {
+        match e {
+            ConfigStoreError::Invalid(errors) => Refusal::Validation(errors.to_string()),
+            // Parse errors name the source, document and key themselves.
+            other => Refusal::Load(chain(other).to_string()),
+        }
+    }
 }
 
 impl Acquire<'_> {
@@ -168,26 +164,18 @@ impl Acquire<'_> {
 
     /// Finds a valid config; `None` when a signal ended maintenance mode.
     pub async fn run(&self) -> anyhow::Result<Option<Acquired>> {
-        let path = self.state_dir.join(CONFIG_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let what = path.display().to_string();
-                match parse_and_validate(&bytes, &what, self.mode) {
-                    Ok((config, warnings)) => {
-                        tracing::info!("loaded machine config from {what}");
-                        return Ok(Some(Acquired {
-                            config: Arc::new(config),
-                            source: ConfigSource::State,
-                            warnings,
-                        }));
-                    }
-                    Err(refusal) => self.refused(&what, &refusal),
-                }
+        let what = self.store.path().display().to_string();
+        match self.store.load(self.mode) {
+            Ok(Some(valid)) => {
+                tracing::info!("loaded machine config from {what}");
+                return Ok(Some(Acquired::new(&valid, ConfigSource::State)));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::info!("no persisted machine config at {}", path.display());
+            Ok(None) => tracing::info!("no persisted machine config at {what}"),
+            Err(ConfigStoreError::Read { path, source }) => {
+                tracing::error!("reading {}: {source}", path.display())
             }
-            Err(e) => tracing::error!("reading {}: {e}", path.display()),
+            // Reported, and left in place: a valid config from elsewhere replaces it.
+            Err(e) => self.refused(&what, &Refusal::from(&e)),
         }
 
         // The platform gets a head start; if it has not delivered a valid config by then,
@@ -198,8 +186,8 @@ impl Acquire<'_> {
         tokio::select! {
             got = &mut platform_config => {
                 return match got {
-                    Some((acquired, bytes)) => self.keep(acquired, &bytes),
-                    None => self.maintenance_loop(None).await,
+                    Some(valid) => self.keep(&valid),
+                    None => self.run_maintenance(None).await,
                 };
             }
             () = tokio::time::sleep(self.platform_grace) => {}
@@ -211,20 +199,20 @@ impl Acquire<'_> {
             self.platform_grace
         );
         let cancel = Arc::new(tokio::sync::Notify::new());
-        let maintenance = self.maintenance_loop(Some(Arc::clone(&cancel)));
+        let maintenance = self.run_maintenance(Some(Arc::clone(&cancel)));
         tokio::pin!(maintenance);
         let mut platform_done = false;
         loop {
             tokio::select! {
                 got = &mut platform_config, if !platform_done => match got {
-                    Some((acquired, bytes)) => {
+                    Some(valid) => {
                         cancel.notify_one();
                         // Wait for the maintenance server to close (its port is apid's next).
                         if let Err(e) = maintenance.await {
                             tracing::warn!("closing maintenance mode: {}", chain(e.as_ref()));
                         }
                         self.observer.stage(MachineStage::Booting);
-                        return self.keep(acquired, &bytes);
+                        return self.keep(&valid);
                     }
                     None => platform_done = true,
                 },
@@ -234,34 +222,31 @@ impl Acquire<'_> {
     }
 
     /// Persists a config that came from the platform.
-    fn keep(&self, acquired: Acquired, bytes: &[u8]) -> anyhow::Result<Option<Acquired>> {
-        let stored = persist(&self.state_dir, bytes)?;
+    fn keep(&self, valid: &ValidConfig) -> anyhow::Result<Option<Acquired>> {
+        let name = self.platform.name().to_string();
+        let stored = self.store.persist(valid).with_context(|| {
+            format!(
+                "persisting the machine config to {}",
+                self.store.path().display()
+            )
+        })?;
         tracing::info!(
-            "machine config from platform {} is valid; stored in {}",
-            self.platform.name(),
+            "machine config from platform {name} is valid; stored in {}",
             stored.display()
         );
-        Ok(Some(acquired))
+        Ok(Some(Acquired::new(valid, ConfigSource::Platform(name))))
     }
 
-    /// A valid config from the platform and its bytes; `None` when the platform has none or
-    /// gave up. Invalid configs are fetched again with back-off where that can help.
-    async fn platform_config(&self) -> Option<(Acquired, Vec<u8>)> {
-        let name = self.platform.name().to_string();
-        let source = format!("platform {name}");
+    /// A valid config from the platform; `None` when the platform has none or gave up.
+    /// Invalid configs are fetched again with back-off where that can help.
+    async fn platform_config(&self) -> Option<ValidConfig> {
+        let source = format!("platform {}", self.platform.name());
         let mut delay = REFETCH_INITIAL;
         loop {
             match self.platform.configuration().await {
-                Ok(Some(bytes)) => match parse_and_validate(&bytes, &source, self.mode) {
-                    Ok((config, warnings)) => {
-                        let acquired = Acquired {
-                            config: Arc::new(config),
-                            source: ConfigSource::Platform(name),
-                            warnings,
-                        };
-                        return Some((acquired, bytes));
-                    }
-                    Err(refusal) => self.refused(&source, &refusal),
+                Ok(Some(bytes)) => match self.store.accept(&bytes, &source, self.mode) {
+                    Ok(valid) => return Some(valid),
+                    Err(e) => self.refused(&source, &Refusal::from(&e)),
                 },
                 Ok(None) => {
                     tracing::info!("{source} provides no machine config");
@@ -281,50 +266,39 @@ impl Acquire<'_> {
         }
     }
 
-    async fn maintenance_loop(
+    /// Maintenance mode until a config is applied (`None`: it ended without one).
+    async fn run_maintenance(
         &self,
         cancel: Option<Arc<tokio::sync::Notify>>,
     ) -> anyhow::Result<Option<Acquired>> {
-        loop {
-            self.observer.stage(MachineStage::Maintenance);
-            tracing::info!(
-                listen = %self.maintenance_listen,
-                "entering maintenance mode: waiting for a machine config (talosctl apply-config --insecure)"
-            );
-            let opts = maintenance::Options {
-                listen: self.maintenance_listen,
-                state_dir: self.state_dir.clone(),
-                mode: self.mode,
-                cancel: cancel.clone(),
-            };
-            let Some(applied) = (self.maintenance)(opts).await? else {
-                tracing::info!("maintenance mode ended without a config");
-                return Ok(None);
-            };
-            let bytes = std::fs::read(&applied.path)
-                .with_context(|| format!("reading {}", applied.path.display()))?;
-            match parse_and_validate(&bytes, "the applied configuration", self.mode) {
-                Ok((config, warnings)) => {
-                    tracing::info!("machine config applied in maintenance mode");
-                    self.observer.stage(MachineStage::Booting);
-                    return Ok(Some(Acquired {
-                        config: Arc::new(config),
-                        source: ConfigSource::Maintenance,
-                        warnings,
-                    }));
-                }
-                Err(refusal) => {
-                    // Maintenance mode validates before storing; never keep a bad one anyway.
-                    let _ = std::fs::remove_file(&applied.path);
-                    self.refused("the applied configuration", &refusal);
-                }
-            }
-        }
+        self.observer.stage(MachineStage::Maintenance);
+        tracing::info!(
+            listen = %self.maintenance_listen,
+            "entering maintenance mode: waiting for a machine config (talosctl apply-config --insecure)"
+        );
+        let opts = maintenance::Options {
+            listen: self.maintenance_listen,
+            store: self.store.clone(),
+            mode: self.mode,
+            cancel,
+        };
+        let Some(applied) = (self.maintenance)(opts).await? else {
+            tracing::info!("maintenance mode ended without a config");
+            return Ok(None);
+        };
+        // Validated and persisted by maintenance mode: used as it is.
+        tracing::info!("machine config applied in maintenance mode");
+        self.observer.stage(MachineStage::Booting);
+        Ok(Some(Acquired::new(
+            &applied.config,
+            ConfigSource::Maintenance,
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Mutex;
 
     use base64::Engine as _;
@@ -366,8 +340,13 @@ mod tests {
                 let Some(bytes) = config else {
                     return Ok(None);
                 };
-                let path = persist(&opts.state_dir, &bytes)?;
+                let mode = opts.mode;
+                let config = opts
+                    .store
+                    .accept(&bytes, "the applied configuration", mode)?;
+                let path = opts.store.persist(&config)?;
                 Ok(Some(Applied {
+                    config,
                     path,
                     mode: pb::apply_configuration_request::Mode::Auto,
                 }))
@@ -382,7 +361,7 @@ mod tests {
         observer: Arc<Recorder>,
     ) -> Acquire<'a> {
         Acquire {
-            state_dir: dir.to_path_buf(),
+            store: ConfigStore::in_dir(dir),
             mode: platform.mode(),
             platform,
             maintenance_listen: "127.0.0.1:0".parse().expect("addr"),
@@ -469,7 +448,7 @@ mod tests {
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("metal".into()));
         assert_eq!(*opened.lock().expect("opened"), 0);
-        assert!(dir.path().join(CONFIG_FILE).exists());
+        assert!(ConfigStore::in_dir(dir.path()).path().exists());
     }
 
     #[tokio::test(start_paused = true)]
@@ -493,7 +472,7 @@ mod tests {
             Some(&MachineStage::Booting)
         );
         assert_eq!(
-            std::fs::read(dir.path().join(CONFIG_FILE)).expect("persisted"),
+            std::fs::read(ConfigStore::in_dir(dir.path()).path()).expect("persisted"),
             fixture()
         );
     }
@@ -556,7 +535,11 @@ mod tests {
     #[tokio::test]
     async fn persisted_config_beats_the_platform() {
         let dir = tempfile::tempdir().expect("tempdir");
-        persist(dir.path(), &fixture()).expect("persist");
+        let store = ConfigStore::in_dir(dir.path());
+        let valid = store
+            .accept(&fixture(), "fixture", Mode::Container)
+            .expect("valid");
+        store.persist(&valid).expect("persist");
         // The platform offers garbage: it must not even be looked at.
         let platform = Container::new(Some(b64(b"not: [valid")));
         let calls = Arc::new(Mutex::new(0));
@@ -584,7 +567,7 @@ mod tests {
         );
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("container".into()));
-        let path = dir.path().join(CONFIG_FILE);
+        let path = ConfigStore::in_dir(dir.path()).path();
         assert_eq!(std::fs::read(&path).expect("stored"), fixture());
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -609,7 +592,10 @@ mod tests {
         let got = a.run().await.expect("ok");
         assert!(got.is_none(), "maintenance ended without a config");
         assert_eq!(*calls.lock().expect("calls"), 1);
-        assert!(!dir.path().join(CONFIG_FILE).exists(), "nothing persisted");
+        assert!(
+            !ConfigStore::in_dir(dir.path()).path().exists(),
+            "nothing persisted"
+        );
         assert_eq!(
             *observer.stages.lock().expect("stages"),
             vec![MachineStage::Maintenance]
@@ -646,7 +632,8 @@ mod tests {
     #[tokio::test]
     async fn invalid_persisted_config_falls_through_to_the_platform() {
         let dir = tempfile::tempdir().expect("tempdir");
-        persist(dir.path(), b"version: v1alpha1\nmachine: 7\n").expect("persist");
+        let store = ConfigStore::in_dir(dir.path());
+        std::fs::write(store.path(), b"version: v1alpha1\nmachine: 7\n").expect("corrupt");
         let platform = Container::new(Some(b64(&fixture())));
         let a = acquire(
             dir.path(),
@@ -656,9 +643,40 @@ mod tests {
         );
         let got = a.run().await.expect("ok").expect("config");
         assert_eq!(got.source, ConfigSource::Platform("container".into()));
-        assert_eq!(
-            std::fs::read(dir.path().join(CONFIG_FILE)).expect("stored"),
-            fixture()
-        );
+        assert_eq!(std::fs::read(store.path()).expect("stored"), fixture());
+    }
+
+    #[tokio::test]
+    async fn maintenance_hands_over_the_config_it_validated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let platform = Container::new(None);
+        let handed = Arc::new(Mutex::new(None));
+        let maintenance: MaintenanceFn = {
+            let handed = Arc::clone(&handed);
+            Arc::new(move |opts: maintenance::Options| {
+                let handed = Arc::clone(&handed);
+                Box::pin(async move {
+                    let config = opts.store.accept(
+                        &fixture(),
+                        "the applied configuration",
+                        Mode::Container,
+                    )?;
+                    let path = opts.store.persist(&config)?;
+                    *handed.lock().expect("handed") = Some(Arc::clone(config.config()));
+                    // Acquisition must not read the file back: make reading it fail.
+                    std::fs::write(&path, b"not: [valid").expect("clobber");
+                    Ok(Some(Applied {
+                        config,
+                        path,
+                        mode: pb::apply_configuration_request::Mode::Auto,
+                    }))
+                })
+            })
+        };
+        let a = acquire(dir.path(), &platform, maintenance, Arc::default());
+        let got = a.run().await.expect("ok").expect("config");
+        assert_eq!(got.source, ConfigSource::Maintenance);
+        let handed = handed.lock().expect("handed").clone().expect("handed over");
+        assert!(Arc::ptr_eq(&got.config, &handed), "the same typed config");
     }
 }

@@ -11,10 +11,11 @@
 //!   [`talos::auth::rules::maintenance_allowed`]: ApplyConfiguration, storage Disks (machined's
 //!   handler), COSI reads of non-sensitive resources; Version, Upgrade, Reset, MetaWrite and
 //!   MetaDelete for admins only; everything else is refused with Talos's messages.
-//! - ApplyConfiguration (modes AUTO, REBOOT, TRY) validates the config for the platform; a
-//!   valid one is written to `<state-dir>/config.yaml` (0600, atomically), the reply is sent,
-//!   the server shuts down gracefully and [`run`] returns the [`Applied`] config, so the caller
-//!   (today `main`, which exits 0; later the boot sequence) carries on.
+//! - ApplyConfiguration (modes AUTO, REBOOT, TRY) parses and validates the config for the
+//!   platform through the [`ConfigStore`]; a valid one is persisted there (0600, atomically),
+//!   the reply is sent, the server shuts down gracefully and [`run`] returns the [`Applied`]
+//!   config, typed, so the caller (`main`, which exits 0; the boot sequence, which boots with
+//!   it) carries on without reading or parsing it again.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -32,9 +33,8 @@ use talos::api::storage::storage_service_server::StorageServiceServer;
 use talos::auth::role::{Role, RoleSet, METADATA_KEY};
 use talos::auth::rules::{inject_roles, maintenance_allowed, InjectMode, Peer};
 use talos::auth::serve::TlsConnectInfo;
-use talos::config::{Config, Mode};
+use talos::config::{ConfigStore, ConfigStoreError, Mode, ValidConfig};
 use talos::errors::chain;
-use talos::fsutil::{write_atomic, WriteOptions};
 use talos::logbuf::LogBuffers;
 use tokio::sync::{oneshot, watch};
 use tonic::codegen::{http, BoxFuture, Service};
@@ -42,9 +42,6 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use super::api::{self, Machined, Platform};
-
-/// The file the applied config is stored in, inside the state directory.
-pub const CONFIG_FILE: &str = "config.yaml";
 
 /// How long the server may take to finish in-flight calls once the config is applied.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -54,8 +51,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Options {
     /// Address to listen on (port 0 binds any free port; the bound address is printed).
     pub listen: SocketAddr,
-    /// Where the applied config is written.
-    pub state_dir: PathBuf,
+    /// Where the applied config is persisted.
+    pub store: ConfigStore,
     /// The validation mode, also what Version reports as the platform.
     pub mode: Mode,
     /// Ends maintenance mode without a config when notified (the platform delivered one
@@ -66,7 +63,9 @@ pub struct Options {
 /// A configuration accepted in maintenance mode.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    /// Where it was stored.
+    /// The config, parsed and validated.
+    pub config: ValidConfig,
+    /// Where it was persisted.
     pub path: PathBuf,
     /// The apply mode the client asked for (the boot flow decides what it means).
     pub mode: ApplyMode,
@@ -107,7 +106,7 @@ fn options(cli: &super::Cli) -> anyhow::Result<Options> {
     super::prepare_state_dir(&state_dir)?;
     Ok(Options {
         listen,
-        state_dir,
+        store: ConfigStore::in_dir(state_dir),
         mode: cli.platform,
         cancel: None,
     })
@@ -180,7 +179,7 @@ pub async fn run_with(
     let machined = Arc::new(machined);
     let maintenance = Maintenance {
         machined: Arc::clone(&machined),
-        state_dir: opts.state_dir.clone(),
+        store: opts.store.clone(),
         mode,
         applied: Mutex::new(Some(applied_tx)),
     };
@@ -378,7 +377,7 @@ fn roles_of<T>(request: &Request<T>) -> RoleSet {
 /// MachineService in maintenance mode.
 struct Maintenance {
     machined: Arc<Machined>,
-    state_dir: PathBuf,
+    store: ConfigStore,
     mode: Mode,
     /// Taken by the first successful apply.
     applied: Mutex<Option<oneshot::Sender<Applied>>>,
@@ -393,7 +392,7 @@ fn mode_name(mode: i32) -> String {
 }
 
 impl Maintenance {
-    fn store(&self, data: &[u8], mode: ApplyMode) -> Result<Applied, Status> {
+    fn store(&self, config: ValidConfig, mode: ApplyMode) -> Result<Applied, Status> {
         let mut slot = self
             .applied
             .lock()
@@ -403,15 +402,17 @@ impl Maintenance {
                 "a configuration was already applied; the node is leaving maintenance mode",
             ));
         };
-        let path = self.state_dir.join(CONFIG_FILE);
-        if let Err(e) = write_atomic(&path, data, WriteOptions::PRIVATE.overwrite(true)) {
-            *slot = Some(tx);
-            return Err(Status::internal(format!(
-                "failed to store the configuration: {}",
-                chain(&e)
-            )));
-        }
-        let applied = Applied { path, mode };
+        let path = match self.store.persist(&config) {
+            Ok(path) => path,
+            Err(e) => {
+                *slot = Some(tx);
+                return Err(Status::internal(format!(
+                    "failed to store the configuration: {}",
+                    chain(&e)
+                )));
+            }
+        };
+        let applied = Applied { config, path, mode };
         // The receiver only goes away when the server is already stopping.
         let _ = tx.send(applied.clone());
         Ok(applied)
@@ -446,25 +447,30 @@ impl MachineService for Maintenance {
             }
         };
         let data = req.data;
-        let platform = self.mode;
+        let (store, platform) = (self.store.clone(), self.mode);
         // Parsing and validation can be slow for big configs: off the async threads.
-        let warnings = api::blocking(move || {
-            let config = Config::from_yaml(&data, "the applied configuration")
-                .map_err(|e| Status::unknown(format!("failed to parse config: {e}")))?;
-            let warnings = config.validate(platform, false).map_err(|errors| {
-                Status::invalid_argument(format!("configuration validation failed: {errors}"))
-            })?;
-            Ok((warnings, data))
+        let accepted = api::blocking(move || {
+            store
+                .accept(&data, "the applied configuration", platform)
+                .map_err(|e| match e {
+                    ConfigStoreError::Parse(e) => {
+                        Status::unknown(format!("failed to parse config: {e}"))
+                    }
+                    ConfigStoreError::Invalid(errors) => Status::invalid_argument(format!(
+                        "configuration validation failed: {errors}"
+                    )),
+                    other => Status::internal(chain(&other).to_string()),
+                })
         })
         .await;
-        let (warnings, data) = match warnings {
-            Ok(ok) => ok,
+        let config = match accepted {
+            Ok(config) => config,
             Err(status) => {
                 tracing::warn!("configuration refused: {}", status.message());
                 return Err(status);
             }
         };
-        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
         let mut reply = pb::ApplyConfiguration {
             metadata: None,
             warnings,
@@ -476,7 +482,7 @@ impl MachineService for Maintenance {
                 Node is running in maintenance mode and does not have a config yet."
                 .to_string();
         } else {
-            let applied = self.store(&data, mode)?;
+            let applied = self.store(config, mode)?;
             tracing::info!(path = %applied.path.display(), mode = mode_name(mode as i32), "configuration stored");
             reply.mode_details = format!(
                 "Applied configuration in maintenance mode (stored in {}); the node leaves \
@@ -585,7 +591,7 @@ mod tests {
         let cancel = Arc::new(tokio::sync::Notify::new());
         let opts = Options {
             listen,
-            state_dir: dir.path().to_path_buf(),
+            store: ConfigStore::in_dir(dir.path()),
             mode: Mode::Container,
             cancel: Some(Arc::clone(&cancel)),
         };

@@ -1,9 +1,9 @@
 //! The API seams the sequencer implements: [`PowerControl`] (Reboot, Shutdown, Reset) and
 //! [`ConfigControl`] (ApplyConfiguration).
 //!
-//! Apply: the config is parsed and validated for the platform's mode (an invalid one is refused
-//! with `INVALID_ARGUMENT` naming the key, and never persisted), then persisted atomically
-//! (0600) and, by mode:
+//! Apply: the config is parsed and validated for the platform's mode by the node's
+//! [`talos::config::ConfigStore`] (an invalid one is refused with `INVALID_ARGUMENT` naming the
+//! key, and never persisted), then persisted there and, by mode:
 //!
 //! | mode | effect |
 //! |---|---|
@@ -24,7 +24,7 @@ use talos::errors::chain;
 use super::node::Node;
 use super::sequences::{self, WipeTarget};
 use super::{Phase, Sequence};
-use crate::init::acquire::{parse_and_validate, persist};
+use crate::init::acquire::Refusal;
 use crate::init::runtime::{
     ApplyOutcome, ApplyRequest, BoxFuture, ConfigControl, ControlError, PowerControl, PowerRequest,
 };
@@ -157,19 +157,21 @@ impl ConfigControl for Controls {
             }
             let mode = node.mode();
             let data = request.data;
-            let (config, warnings, data) = tokio::task::spawn_blocking(move || {
-                parse_and_validate(&data, "the applied configuration", mode)
-                    .map(|(config, warnings)| (config, warnings, data))
+            let store = node.config_store();
+            let valid = tokio::task::spawn_blocking(move || {
+                store.accept(&data, "the applied configuration", mode)
             })
             .await
             .map_err(|e| ControlError::Internal(format!("validation worker failed: {e}")))?
-            .map_err(|refusal| {
+            .map_err(|e| {
+                let refusal = Refusal::from(&e);
                 tracing::warn!("applied configuration refused: {refusal}");
                 ControlError::InvalidArgument(refusal.to_string())
             })?;
+            let warnings: Vec<String> = valid.warnings().iter().map(ToString::to_string).collect();
 
             let current = node.config();
-            let blocker = needs_reboot(current.as_deref(), &config);
+            let blocker = needs_reboot(current.as_deref(), valid.config());
             let resolved = match request.mode {
                 ApplyMode::Auto if blocker.is_some() => ApplyMode::Reboot,
                 ApplyMode::Auto => ApplyMode::NoReboot,
@@ -199,14 +201,23 @@ impl ConfigControl for Controls {
                     .check(Sequence::Reboot, false)
                     .map_err(|e| ControlError::FailedPrecondition(e.to_string()))?;
             }
-            let state_dir = node.state_dir();
-            let stored = tokio::task::spawn_blocking(move || persist(&state_dir, &data))
-                .await
-                .map_err(|e| ControlError::Internal(format!("persist worker failed: {e}")))?
-                .map_err(|e| ControlError::Internal(chain(e.as_ref()).to_string()))?;
+            let store = node.config_store();
+            let config = Arc::clone(valid.config());
+            let stored = tokio::task::spawn_blocking(move || {
+                store.persist(&valid).map_err(|e| {
+                    format!(
+                        "persisting the machine config to {}: {}",
+                        store.path().display(),
+                        chain(&e)
+                    )
+                })
+            })
+            .await
+            .map_err(|e| ControlError::Internal(format!("persist worker failed: {e}")))?
+            .map_err(ControlError::Internal)?;
             tracing::info!(path = %stored.display(), mode = ?resolved, "applied configuration stored");
             match resolved {
-                ApplyMode::NoReboot => node.set_config(Arc::new(config)),
+                ApplyMode::NoReboot => node.set_config(config),
                 ApplyMode::Reboot => {
                     start_power_sequence(&node, Sequence::Reboot, sequences::reboot(&node), false)?
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use talos::api::machine as pb;
-use talos::config::{Config, Mode};
+use talos::config::{Config, ConfigStore, Mode};
 use talos::constants;
 use talos::events::{runtime_type_url, EventBus};
 use talos::platform::Platform;
@@ -121,9 +121,9 @@ impl Node {
         constants::below(&self.options.root, absolute)
     }
 
-    /// `/system/state`.
-    pub fn state_dir(&self) -> PathBuf {
-        self.path(constants::STATE_MOUNT_POINT)
+    /// Where the node's machine config is persisted (below the root).
+    pub fn config_store(&self) -> ConfigStore {
+        ConfigStore::under_root(&self.options.root)
     }
 
     /// The active config.

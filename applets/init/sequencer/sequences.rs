@@ -102,7 +102,7 @@ pub fn initialize(node: &Arc<Node>) -> Vec<Phase> {
 
 async fn load_config(node: Arc<Node>) -> anyhow::Result<()> {
     let acquire = Acquire {
-        state_dir: node.state_dir(),
+        store: node.config_store(),
         mode: node.mode(),
         platform: node.platform.as_ref(),
         maintenance_listen: node.options.maintenance_listen,
