@@ -73,6 +73,62 @@ pub const CGROUP_MOUNT_PATH: &str = "/sys/fs/cgroup";
 /// Where a pod finds the Talos service-account credentials (`talosconfig`).
 pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/talos.dev";
 
+// --- Kubernetes (Talos's pkg/machinery/constants) ---
+
+/// Default Kubernetes API server port on a control plane (`cluster.controlPlane.localAPIServerPort`).
+pub const KUBE_APISERVER_PORT: u16 = 6443;
+/// etcd's client port (the API server's `--etcd-servers`).
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// Rendered secrets of the control-plane static pods (one directory per component).
+pub const KUBERNETES_STATIC_SECRETS_DIR: &str = "/system/secrets/kubernetes";
+/// Rendered configs of the control-plane static pods (one directory per component).
+pub const KUBERNETES_STATIC_CONFIG_DIR: &str = "/system/config/kubernetes";
+/// kube-apiserver's secrets.
+pub const KUBE_APISERVER_SECRETS_DIR: &str = "/system/secrets/kubernetes/kube-apiserver";
+/// kube-apiserver's configs (admission control, audit policy).
+pub const KUBE_APISERVER_CONFIG_DIR: &str = "/system/config/kubernetes/kube-apiserver";
+/// kube-controller-manager's secrets.
+pub const KUBE_CONTROLLER_MANAGER_SECRETS_DIR: &str =
+    "/system/secrets/kubernetes/kube-controller-manager";
+/// kube-scheduler's secrets.
+pub const KUBE_SCHEDULER_SECRETS_DIR: &str = "/system/secrets/kubernetes/kube-scheduler";
+/// kube-scheduler's config.
+pub const KUBE_SCHEDULER_CONFIG_DIR: &str = "/system/config/kubernetes/kube-scheduler";
+/// kube-apiserver's audit log directory.
+pub const KUBERNETES_AUDIT_LOG_DIR: &str = "/var/log/audit/kube";
+/// The user and group kube-apiserver runs as.
+pub const KUBE_APISERVER_RUN_USER: u32 = 65534;
+/// The user and group kube-controller-manager runs as.
+pub const KUBE_CONTROLLER_MANAGER_RUN_USER: u32 = 65535;
+/// The user and group kube-scheduler runs as.
+pub const KUBE_SCHEDULER_RUN_USER: u32 = 65536;
+/// The kubelet's configuration directory.
+pub const KUBERNETES_CONFIG_DIR: &str = "/etc/kubernetes";
+/// The kubelet's configuration file.
+pub const KUBELET_CONFIG_PATH: &str = "/etc/kubernetes/kubelet.yaml";
+/// The kubelet's bootstrap kubeconfig.
+pub const KUBELET_BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubeconfig";
+/// The kubeconfig the kubelet writes once its client certificate is issued.
+pub const KUBELET_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig-kubelet";
+/// The Kubernetes CA the kubelet trusts for client certificates.
+pub const KUBERNETES_CA_CERT: &str = "/etc/kubernetes/pki/ca.crt";
+/// The static pod manifests directory (when `machine.kubelet.disableManifestsDirectory` is off).
+pub const KUBERNETES_MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
+/// Where the kubelet keeps its issued certificates.
+pub const KUBELET_PKI_DIR: &str = "/var/lib/kubelet/pki";
+/// The kubelet's credential provider configuration.
+pub const KUBELET_CREDENTIAL_PROVIDER_CONFIG: &str =
+    "/etc/kubernetes/kubelet-credentialproviderconfig.yaml";
+/// Where kubelet credential provider binaries live.
+pub const KUBELET_CREDENTIAL_PROVIDER_BIN_DIR: &str = "/usr/local/lib/kubelet/credentialproviders";
+/// The kubelet's secure port.
+pub const KUBELET_PORT: u16 = 10250;
+/// The kubelet's healthz endpoint (its service health check).
+pub const KUBELET_HEALTHZ_ADDRESS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 10248));
+/// The CRI containerd socket (namespace `k8s.io`).
+pub const CRI_CONTAINERD_ADDRESS: &str = "/run/containerd/containerd.sock";
+
 /// The `/system` directories machined creates first thing at boot, with their modes.
 pub const SYSTEM_DIRECTORIES: &[(&str, u32)] = &[
     (SYSTEM_ETC_PATH, 0o700),

@@ -11,6 +11,7 @@ pub mod comments;
 pub mod docs;
 pub mod documents;
 pub mod generate;
+pub mod kubernetes;
 pub mod mode;
 pub mod patch;
 pub mod store;

@@ -11,7 +11,7 @@ mod documents;
 mod install;
 mod machine;
 mod network;
-mod syntax;
+pub(crate) mod syntax;
 
 use std::fmt;
 

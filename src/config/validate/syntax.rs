@@ -47,7 +47,7 @@ pub(super) fn check_tcp_udp_url(u: &UrlParts, path: &str, r: &mut Report) {
 }
 
 /// A CIDR (`10.0.0.1/24`, `fd00::/8`): address and prefix length.
-pub(super) fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+pub(crate) fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = s.split_once('/')?;
     let ip: IpAddr = addr.parse().ok()?;
     if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) || bits.len() > 3 {
