@@ -34,6 +34,7 @@ pub mod duration;
 pub mod errors;
 pub mod events;
 pub mod fsutil;
+pub mod k8s;
 pub mod log;
 pub mod logbuf;
 pub mod net;

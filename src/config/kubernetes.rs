@@ -5,8 +5,7 @@
 use std::net::IpAddr;
 
 use super::v1alpha1::{
-    ClusterConfig, KubeletConfig, MachineConfig, ResourcesConfig, V1Alpha1Config,
-    VolumeMountConfig,
+    ClusterConfig, KubeletConfig, MachineConfig, ResourcesConfig, V1Alpha1Config, VolumeMountConfig,
 };
 use super::validate::syntax::parse_cidr;
 use crate::version::DEFAULT_KUBERNETES_VERSION;
@@ -154,7 +153,8 @@ impl<'a> KubernetesView<'a> {
     /// `machine.features.hostDNS.forwardKubeDNSToHost` is on.
     pub fn host_dns_service_ip(&self) -> Option<IpAddr> {
         let host_dns = self.machine.features.as_ref()?.host_dns.as_ref()?;
-        if !(host_dns.enabled.unwrap_or(false) && host_dns.forward_kube_dns_to_host.unwrap_or(false))
+        if !(host_dns.enabled.unwrap_or(false)
+            && host_dns.forward_kube_dns_to_host.unwrap_or(false))
         {
             return None;
         }
@@ -198,7 +198,11 @@ impl<'a> KubernetesView<'a> {
 
     /// `cluster.controllerManager.image`.
     pub fn controller_manager_image(&self) -> String {
-        let image = self.cluster.controller_manager.as_ref().map(|a| a.image.as_str());
+        let image = self
+            .cluster
+            .controller_manager
+            .as_ref()
+            .map(|a| a.image.as_str());
         or_default(image.unwrap_or_default(), KUBE_CONTROLLER_MANAGER_IMAGE)
     }
 
@@ -458,7 +462,11 @@ pub fn nth_ip(cidr: &str, n: u128) -> Option<IpAddr> {
     match ip {
         IpAddr::V4(v4) => {
             let host_bits = 32 - u32::from(bits);
-            let mask = if host_bits == 32 { 0 } else { u32::MAX << host_bits };
+            let mask = if host_bits == 32 {
+                0
+            } else {
+                u32::MAX << host_bits
+            };
             let base = u32::from(v4) & mask;
             let n = u32::try_from(n).ok()?;
             if host_bits < 32 && u64::from(n) >= (1u64 << host_bits) {
@@ -468,7 +476,11 @@ pub fn nth_ip(cidr: &str, n: u128) -> Option<IpAddr> {
         }
         IpAddr::V6(v6) => {
             let host_bits = 128 - u32::from(bits);
-            let mask = if host_bits == 128 { 0 } else { u128::MAX << host_bits };
+            let mask = if host_bits == 128 {
+                0
+            } else {
+                u128::MAX << host_bits
+            };
             let base = u128::from(v6) & mask;
             if host_bits < 128 && n >= (1u128 << host_bits) {
                 return None;
@@ -494,13 +506,19 @@ mod tests {
         assert!(v.is_control_plane());
         assert_eq!(v.endpoint_host(), "fd00::1");
         assert_eq!(v.local_api_server_port(), 6443);
-        assert_eq!(v.api_server_image(), "registry.k8s.io/kube-apiserver:v1.30.0");
+        assert_eq!(
+            v.api_server_image(),
+            "registry.k8s.io/kube-apiserver:v1.30.0"
+        );
         assert_eq!(v.kubelet_image(), "ghcr.io/siderolabs/kubelet:v1.30.0");
         assert_eq!(v.core_dns_image(), COREDNS_IMAGE);
         assert_eq!(v.pod_cidrs(), ["10.244.0.0/16"]);
         assert_eq!(v.dns_domain(), "cluster.local");
         assert_eq!(v.api_server_ips(), ["10.96.0.1".parse::<IpAddr>().unwrap()]);
-        assert_eq!(v.dns_service_ips(), ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            v.dns_service_ips(),
+            ["10.96.0.10".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(v.cni_name(), "flannel");
         assert!(v.proxy_enabled() && v.core_dns_enabled() && v.pod_security_policy_enabled());
         assert_eq!(v.proxy_mode(), "iptables");
@@ -512,7 +530,10 @@ mod tests {
 
     #[test]
     fn nth_ip_and_hosts() {
-        assert_eq!(nth_ip("fd00:10::/108", 10), Some("fd00:10::a".parse().unwrap()));
+        assert_eq!(
+            nth_ip("fd00:10::/108", 10),
+            Some("fd00:10::a".parse().unwrap())
+        );
         assert_eq!(nth_ip("10.0.0.0/30", 10), None);
         assert_eq!(url_host("https://a.example:6443/x"), "a.example");
         assert_eq!(url_host("https://10.5.0.2:6443"), "10.5.0.2");

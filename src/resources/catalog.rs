@@ -9,9 +9,15 @@
 
 use super::registry::{Definition, NamespaceSpec};
 use super::specs::{
-    AddressStatusSpec, HostnameStatusSpec, KernelParamStatusSpec, LinkStatusSpec,
-    MachineConfigSpec, MachineStatusSpec, MachineTypeSpec, MemberSpec, MountStatusSpec,
-    NodenameSpec, ResolverStatusSpec, RouteStatusSpec, ServiceSpec, TimeStatusSpec,
+    AddressStatusSpec, AdmissionControlConfigSpec, ApiServerConfigSpec, AuditPolicyConfigSpec,
+    BootstrapManifestsConfigSpec, CertSanSpec, ConfigStatusSpec, ControllerManagerConfigSpec,
+    EtcdRootSpec, ExtraManifestsConfigSpec, HostnameStatusSpec, KernelParamStatusSpec,
+    KubeletConfigSpec, KubeletSecretsSpec, KubeletSpecSpec, KubernetesCertsSpec,
+    KubernetesDynamicCertsSpec, KubernetesRootSpec, LinkStatusSpec, MachineConfigSpec,
+    MachineStatusSpec, MachineTypeSpec, ManifestSpec, ManifestStatusSpec, MemberSpec,
+    MountStatusSpec, NodeIpConfigSpec, NodeIpSpec, NodenameSpec, ResolverStatusSpec,
+    RouteStatusSpec, SchedulerConfigSpec, SecretsStatusSpec, ServiceSpec,
+    StaticPodServerStatusSpec, StaticPodSpec, StaticPodStatusSpec, TimeStatusSpec,
 };
 use super::ResourceSpec;
 
@@ -92,36 +98,24 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
         col("Status", "{.status}"),
         col("Sync", "{.syncStatus}"),
     ]),
-    ResourceDef::new(
-        "AdmissionControlConfigs.kubernetes.talos.dev",
-        "controlplane",
-    ),
+    AdmissionControlConfigSpec::DEFINITION,
     ResourceDef::new("Affiliates.cluster.talos.dev", "cluster").columns(&[
         col("Hostname", "{.hostname}"),
         col("Machine Type", "{.machineType}"),
         col("Addresses", "{.addresses}"),
     ]),
     ResourceDef::new("ApiCertificates.secrets.talos.dev", "secrets").sensitive(),
-    ResourceDef::new("APIServerConfigs.kubernetes.talos.dev", "controlplane"),
-    ResourceDef::new("AuditPolicyConfigs.kubernetes.talos.dev", "controlplane").sensitive(),
+    ApiServerConfigSpec::DEFINITION,
+    AuditPolicyConfigSpec::DEFINITION,
     ResourceDef::new("BlockDevices.block.talos.dev", "runtime").columns(&[
         col("Type", "{.type}"),
         col("PartitionName", "{.partitionName}"),
         col("Generation", "{.generation}"),
     ]),
-    ResourceDef::new(
-        "BootstrapManifestsConfigs.kubernetes.talos.dev",
-        "controlplane",
-    ),
-    ResourceDef::new("CertSANs.secrets.talos.dev", "secrets").sensitive(),
-    ResourceDef::new("ConfigStatuses.kubernetes.talos.dev", "controlplane").columns(&[
-        col("Ready", "{.ready}"),
-        col("Secrets Version", "{.version}"),
-    ]),
-    ResourceDef::new(
-        "ControllerManagerConfigs.kubernetes.talos.dev",
-        "controlplane",
-    ),
+    BootstrapManifestsConfigSpec::DEFINITION,
+    CertSanSpec::DEFINITION,
+    ConfigStatusSpec::DEFINITION,
+    ControllerManagerConfigSpec::DEFINITION,
     ResourceDef::new("CPUStats.perf.talos.dev", "perf").columns(&[
         col("User", "{.cpuTotal.user}"),
         col("System", "{.cpuTotal.system}"),
@@ -146,7 +140,7 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
     ResourceDef::new("EtcdConfigs.etcd.talos.dev", "etcd").columns(&[col("Image", "{.image}")]),
     ResourceDef::new("EtcdMembers.etcd.talos.dev", "etcd")
         .columns(&[col("Member ID", "{.memberID}")]),
-    ResourceDef::new("EtcdRootSecrets.secrets.talos.dev", "secrets").sensitive(),
+    EtcdRootSpec::DEFINITION,
     ResourceDef::new("EtcdSecrets.secrets.talos.dev", "secrets").sensitive(),
     ResourceDef::new("EtcdSpecs.etcd.talos.dev", "etcd").columns(&[
         col("Name", "{.name}"),
@@ -168,7 +162,7 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
             col("Name", "{.metadata.name}"),
             col("Version", "{.metadata.version}"),
         ]),
-    ResourceDef::new("ExtraManifestsConfigs.kubernetes.talos.dev", "controlplane"),
+    ExtraManifestsConfigSpec::DEFINITION,
     ResourceDef::new("HardwareAddresses.net.talos.dev", "network"),
     ResourceDef::new("HostDNSConfigs.net.talos.dev", "network")
         .columns(&[col("Enabled", "{.enabled}")]),
@@ -184,10 +178,10 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
     ResourceDef::new("KernelParamSpecs.runtime.talos.dev", "runtime"),
     KernelParamStatusSpec::DEFINITION,
     ResourceDef::new("KmsgLogConfigs.runtime.talos.dev", "runtime"),
-    ResourceDef::new("KubeletConfigs.kubernetes.talos.dev", "k8s"),
+    KubeletConfigSpec::DEFINITION,
     ResourceDef::new("KubeletLifecycles.kubernetes.talos.dev", "k8s"),
-    ResourceDef::new("KubeletSecrets.secrets.talos.dev", "secrets").sensitive(),
-    ResourceDef::new("KubeletSpecs.kubernetes.talos.dev", "k8s"),
+    KubeletSecretsSpec::DEFINITION,
+    KubeletSpecSpec::DEFINITION,
     ResourceDef::new("KubePrismConfigs.kubernetes.talos.dev", "k8s").columns(&[
         col("Host", "{.host}"),
         col("Port", "{.port}"),
@@ -200,9 +194,9 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
     ResourceDef::new("KubePrismStatuses.kubernetes.talos.dev", "k8s")
         .columns(&[col("HOST", "{.host}"), col("HEALTHY", "{.healthy}")]),
     ResourceDef::new("KubernetesAccessConfigs.cluster.talos.dev", "config"),
-    ResourceDef::new("KubernetesDynamicCerts.secrets.talos.dev", "secrets").sensitive(),
-    ResourceDef::new("KubernetesRootSecrets.secrets.talos.dev", "secrets").sensitive(),
-    ResourceDef::new("KubernetesSecrets.secrets.talos.dev", "secrets").sensitive(),
+    KubernetesDynamicCertsSpec::DEFINITION,
+    KubernetesRootSpec::DEFINITION,
+    KubernetesCertsSpec::DEFINITION,
     ResourceDef::new("KubeSpanConfigs.kubespan.talos.dev", "config").sensitive(),
     ResourceDef::new("KubeSpanEndpoints.kubespan.talos.dev", "kubespan").columns(&[
         col("Endpoint", "{.endpoint}"),
@@ -238,8 +232,8 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
     .sensitive(),
     ResourceDef::new("MaintenanceServiceConfigs.runtime.talos.dev", "runtime"),
     ResourceDef::new("MaintenanceServiceRequests.runtime.talos.dev", "runtime"),
-    ResourceDef::new("Manifests.kubernetes.talos.dev", "controlplane"),
-    ResourceDef::new("ManifestStatuses.kubernetes.talos.dev", "controlplane"),
+    ManifestSpec::DEFINITION,
+    ManifestStatusSpec::DEFINITION,
     MemberSpec::DEFINITION,
     ResourceDef::new("MemoryModules.hardware.talos.dev", "hardware")
         .aliases(&["memorymodules", "ram"])
@@ -278,8 +272,8 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
         col("Exclude Subnets", "{.excludeSubnets}"),
     ]),
     ResourceDef::new("NodeCordonedSpecs.k8s.talos.dev", "k8s").sensitive(),
-    ResourceDef::new("NodeIPConfigs.kubernetes.talos.dev", "k8s"),
-    ResourceDef::new("NodeIPs.kubernetes.talos.dev", "k8s"),
+    NodeIpConfigSpec::DEFINITION,
+    NodeIpSpec::DEFINITION,
     ResourceDef::new("NodeLabelSpecs.k8s.talos.dev", "k8s")
         .sensitive()
         .columns(&[col("Value", "{.value}")]),
@@ -319,12 +313,9 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
     ResolverStatusSpec::DEFINITION,
     ResourceDef::new("RouteSpecs.net.talos.dev", "network"),
     RouteStatusSpec::DEFINITION,
-    ResourceDef::new("SchedulerConfigs.kubernetes.talos.dev", "controlplane"),
+    SchedulerConfigSpec::DEFINITION,
     ResourceDef::new("SeccompProfiles.cri.talos.dev", "cri"),
-    ResourceDef::new("SecretStatuses.kubernetes.talos.dev", "controlplane").columns(&[
-        col("Ready", "{.ready}"),
-        col("Secrets Version", "{.version}"),
-    ]),
+    SecretsStatusSpec::DEFINITION,
     ResourceDef::new("SecurityStates.talos.dev", "runtime").columns(&[
         col("SecureBoot", "{.secureBoot}"),
         col("UKISigningKeyFingerprint", "{.ukiSigningKeyFingerprint}"),
@@ -345,11 +336,9 @@ pub const TALOS_TYPES: &[ResourceDef] = &[
             col("MTU", "{.mtu}"),
             col("Node address", "{.nodeAddress}"),
         ]),
-    ResourceDef::new("StaticPods.kubernetes.talos.dev", "k8s"),
-    ResourceDef::new("StaticPodServerStatuses.kubernetes.talos.dev", "k8s"),
-    ResourceDef::new("StaticPodStatuses.kubernetes.talos.dev", "k8s")
-        .aliases(&["podstatus"])
-        .columns(&[col("Ready", "{.conditions[?(@.type==\"Ready\")].status}")]),
+    StaticPodSpec::DEFINITION,
+    StaticPodServerStatusSpec::DEFINITION,
+    StaticPodStatusSpec::DEFINITION,
     ResourceDef::new("SystemInformations.hardware.talos.dev", "hardware")
         .aliases(&["systeminformation"])
         .columns(&[
@@ -474,6 +463,30 @@ mod tests {
         RouteStatusSpec::DEFINITION,
         ResolverStatusSpec::DEFINITION,
         HostnameStatusSpec::DEFINITION,
+        AdmissionControlConfigSpec::DEFINITION,
+        ApiServerConfigSpec::DEFINITION,
+        AuditPolicyConfigSpec::DEFINITION,
+        BootstrapManifestsConfigSpec::DEFINITION,
+        CertSanSpec::DEFINITION,
+        ConfigStatusSpec::DEFINITION,
+        ControllerManagerConfigSpec::DEFINITION,
+        EtcdRootSpec::DEFINITION,
+        ExtraManifestsConfigSpec::DEFINITION,
+        KubeletConfigSpec::DEFINITION,
+        KubeletSecretsSpec::DEFINITION,
+        KubeletSpecSpec::DEFINITION,
+        KubernetesCertsSpec::DEFINITION,
+        KubernetesDynamicCertsSpec::DEFINITION,
+        KubernetesRootSpec::DEFINITION,
+        ManifestSpec::DEFINITION,
+        ManifestStatusSpec::DEFINITION,
+        NodeIpConfigSpec::DEFINITION,
+        NodeIpSpec::DEFINITION,
+        SchedulerConfigSpec::DEFINITION,
+        SecretsStatusSpec::DEFINITION,
+        StaticPodServerStatusSpec::DEFINITION,
+        StaticPodSpec::DEFINITION,
+        StaticPodStatusSpec::DEFINITION,
     ];
 
     #[test]
