@@ -115,7 +115,9 @@ mod tests {
         a.merge(&extra(&[("a", "y, z"), ("b", "2"), ("d", "4")]), &policies)
             .unwrap();
         assert_eq!(a.to_vec(), ["--a=x,y,z", "--b=2", "--c=3", "--d=4"]);
-        let err = a.merge(&extra(&[("z", "1"), ("c", "9")]), &policies).unwrap_err();
+        let err = a
+            .merge(&extra(&[("z", "1"), ("c", "9")]), &policies)
+            .unwrap_err();
         assert_eq!(err.to_string(), "extra arg \"c\" is not allowed");
     }
 }

@@ -16,6 +16,7 @@ mod csr;
 mod der;
 mod import;
 mod key;
+pub mod kubernetes;
 mod params;
 pub mod random;
 

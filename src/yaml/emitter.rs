@@ -7,7 +7,26 @@ use super::PLAIN_TAG;
 
 /// Emits an already-built YAML value tree in Talos's style (one document, ending in a newline).
 pub fn emit(value: &Value) -> String {
-    let mut e = Emitter::new();
+    emit_with(value, Flavor::TalosV3)
+}
+
+/// Emits a value tree the way Kubernetes tools write YAML (`sigs.k8s.io/yaml`, Go yaml.v2):
+/// 2-space indentation, and a sequence under a mapping key at the key's own indentation.
+pub fn emit_kubernetes(value: &Value) -> String {
+    emit_with(value, Flavor::KubernetesV2)
+}
+
+/// Which Go YAML encoder's layout to follow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// yaml.v3 with Talos's settings (indent 4).
+    TalosV3,
+    /// yaml.v2 as used by `sigs.k8s.io/yaml` (indent 2, indentless sequences in mappings).
+    KubernetesV2,
+}
+
+fn emit_with(value: &Value, flavor: Flavor) -> String {
+    let mut e = Emitter::new(flavor);
     e.node(value, Ctx::default(), false);
     // Document end: terminate the last line.
     e.indent = -1;
@@ -162,22 +181,47 @@ struct Emitter {
     indent: i64,
     whitespace: bool,
     indention: bool,
+    flavor: Flavor,
+    /// The next node is the value of a block mapping entry (yaml.v2 writes a sequence there
+    /// without indenting it).
+    map_value: bool,
 }
 
 impl Emitter {
-    fn new() -> Self {
+    fn new(flavor: Flavor) -> Self {
         Emitter {
             out: String::new(),
             column: 0,
             indent: -1,
             whitespace: true,
             indention: true,
+            flavor,
+            map_value: false,
+        }
+    }
+
+    /// libyaml's plain rule (yaml.v2): flow scalars and nested blocks indent by 2, a sequence
+    /// that is a mapping value does not.
+    fn increased_v2(&self, flow: bool, indentless: bool) -> i64 {
+        if self.indent < 0 {
+            if flow {
+                2
+            } else {
+                0
+            }
+        } else if indentless {
+            self.indent
+        } else {
+            self.indent + 2
         }
     }
 
     /// The indentation for a nested node (yaml.v3's regularized rule): the first level inside a
     /// sequence item skips the `- ` indicator; everything else aligns to the next multiple of 4.
     fn increased(&self, flow: bool, in_seq_item: bool) -> i64 {
+        if self.flavor == Flavor::KubernetesV2 {
+            return self.increased_v2(flow, false);
+        }
         if self.indent < 0 {
             if flow {
                 BEST_INDENT
@@ -289,7 +333,12 @@ impl Emitter {
 
     fn block_sequence(&mut self, items: &[Value], in_seq_item: bool) {
         let saved = self.indent;
-        self.indent = self.increased(false, in_seq_item);
+        self.indent = if self.flavor == Flavor::KubernetesV2 {
+            self.increased_v2(false, self.map_value && !self.indention)
+        } else {
+            self.increased(false, in_seq_item)
+        };
+        self.map_value = false;
         for item in items {
             self.write_indent();
             self.write_indicator("-", true, false, true);
@@ -301,6 +350,7 @@ impl Emitter {
     fn block_mapping(&mut self, map: &serde_yaml::Mapping, in_seq_item: bool) {
         let saved = self.indent;
         self.indent = self.increased(false, in_seq_item);
+        self.map_value = false;
         for (k, v) in map {
             self.write_indent();
             if is_simple_key(k) {
@@ -312,12 +362,15 @@ impl Emitter {
                 self.write_indent();
                 self.write_indicator(":", true, false, true);
             }
+            self.map_value = true;
             self.node(v, Ctx::default(), false);
+            self.map_value = false;
         }
         self.indent = saved;
     }
 
     fn scalar(&mut self, text: &str, requested: Style, ctx: Ctx, in_seq_item: bool) {
+        self.map_value = false;
         let a = analyze(text);
         let mut style = requested;
         if ctx.simple_key && a.multiline {
@@ -493,7 +546,12 @@ impl Emitter {
         let chars: Vec<char> = value.chars().collect();
         if let Some(&first) = chars.first() {
             if first == ' ' || is_break(first) {
-                self.write_indicator("4", false, false, false);
+                let hint = if self.flavor == Flavor::KubernetesV2 {
+                    "2"
+                } else {
+                    "4"
+                };
+                self.write_indicator(hint, false, false, false);
             }
         }
         let chomp = match chars.len() {
@@ -554,6 +612,14 @@ mod tests {
         let src = "a:\n  b: 1\n  c:\n    - x\n    - k: v\n      l:\n        m: z\n      s:\n        - 1\nd: {}\ne: []\nf: null\n";
         let want = "a:\n    b: 1\n    c:\n        - x\n        - k: v\n          l:\n            m: z\n          s:\n            - 1\nd: {}\ne: []\nf: null\n";
         assert_eq!(y(src), want);
+    }
+
+    #[test]
+    fn kubernetes_layout() {
+        let src = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://x\n  name: c\ncontexts: []\nlist:\n  - a\n  - b: [1, 2]\n    c: |\n      x\n      y\nmap:\n  k: v\n";
+        let want = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://x\n  name: c\ncontexts: []\nlist:\n- a\n- b:\n  - 1\n  - 2\n  c: |\n    x\n    y\nmap:\n  k: v\n";
+        let v: Value = serde_yaml::from_str(src).expect("valid test yaml");
+        assert_eq!(emit_kubernetes(&v), want);
     }
 
     #[test]

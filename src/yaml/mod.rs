@@ -23,7 +23,7 @@ mod resolve;
 use serde::Serialize;
 use serde_yaml::Value;
 
-pub use emitter::emit;
+pub use emitter::{emit, emit_kubernetes};
 pub use order::{go_key_cmp, go_key_less, serialize_sorted, serialize_value_sorted, sort_maps};
 
 /// The tag that makes [`emit`] write a string as a plain (unquoted) scalar whatever it looks like,
@@ -43,6 +43,13 @@ pub enum YamlError {
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, YamlError> {
     let tree = serde_yaml::to_value(value).map_err(|e| YamlError::Encode(e.to_string()))?;
     Ok(emit(&tree))
+}
+
+/// Serializes any value to YAML text as Kubernetes tools write it (`sigs.k8s.io/yaml`: keys
+/// sorted, 2-space indentation).
+pub fn to_kubernetes_string<T: Serialize + ?Sized>(value: &T) -> Result<String, YamlError> {
+    let tree = serde_yaml::to_value(value).map_err(|e| YamlError::Encode(e.to_string()))?;
+    Ok(emit_kubernetes(&sort_maps(&tree)))
 }
 
 /// `text` tagged with [`PLAIN_TAG`]: [`emit`] writes it as a plain scalar.
