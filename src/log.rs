@@ -25,7 +25,13 @@ pub struct LogOptions {
     pub kmsg: bool,
     /// The filter when `RUST_LOG` is not set.
     pub default_filter: &'static str,
+    /// Also the lines of the controller runtime (target [`CONTROLLER_RUNTIME`]) into this
+    /// buffer (`talosctl logs controller-runtime`).
+    pub controller_runtime: Option<Arc<LogBuffer>>,
 }
+
+/// The `tracing` target of the controller runtime's lines.
+pub const CONTROLLER_RUNTIME: &str = "controller-runtime";
 
 impl Default for LogOptions {
     /// stderr only, coloured on a terminal, `info`.
@@ -35,6 +41,7 @@ impl Default for LogOptions {
             buffer: None,
             kmsg: false,
             default_filter: "info",
+            controller_runtime: None,
         }
     }
 }
@@ -49,6 +56,12 @@ impl LogOptions {
     /// Also to the kernel log when `on`.
     pub fn kmsg(mut self, on: bool) -> Self {
         self.kmsg = on;
+        self
+    }
+
+    /// Also the controller runtime's lines into `buffer`.
+    pub fn controller_runtime(mut self, buffer: Arc<LogBuffer>) -> Self {
+        self.controller_runtime = Some(buffer);
         self
     }
 
@@ -76,11 +89,18 @@ pub fn subscriber(options: &LogOptions) -> impl tracing::Subscriber + Send + Syn
             .without_time()
     });
     let buffer = options.buffer.as_ref().map(crate::logbuf::fmt_layer);
+    let controller_runtime = options.controller_runtime.as_ref().map(|b| {
+        use tracing_subscriber::Layer as _;
+        crate::logbuf::fmt_layer(b).with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target() == CONTROLLER_RUNTIME
+        }))
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(stderr)
         .with(kmsg)
         .with(buffer)
+        .with(controller_runtime)
 }
 
 /// Installs the process-wide subscriber. A second call keeps the first subscriber.
@@ -147,6 +167,33 @@ mod tests {
             "no colour in the buffer: {line:?}"
         );
         assert!(line.contains("INFO started service=\"apid\""), "{line}");
+    }
+
+    #[test]
+    fn controller_runtime_lines_get_their_own_buffer() {
+        let machined = Arc::new(LogBuffer::new(4096));
+        let cr = Arc::new(LogBuffer::new(4096));
+        let options = LogOptions::default()
+            .plain()
+            .buffer(Arc::clone(&machined))
+            .controller_runtime(Arc::clone(&cr));
+        tracing::subscriber::with_default(subscriber(&options), || {
+            tracing::info!(target: CONTROLLER_RUNTIME, id = "kube-apiserver", "rendered new static pod");
+            tracing::info!("other");
+        });
+        let lines = |b: &LogBuffer| -> Vec<String> {
+            b.tail(None)
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect()
+        };
+        assert_eq!(lines(&machined).len(), 2);
+        let cr_lines = lines(&cr);
+        assert_eq!(cr_lines.len(), 1, "{cr_lines:?}");
+        assert!(
+            cr_lines[0].contains("rendered new static pod id=\"kube-apiserver\""),
+            "{cr_lines:?}"
+        );
     }
 
     #[test]

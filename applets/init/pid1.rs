@@ -47,6 +47,7 @@ use super::sequencer::node::{FinalAction, Node, NodeOptions};
 use super::sequencer::sequences;
 use super::sequencer::Sequence;
 use super::services::ServiceSource;
+use super::supervisor::kubelet::kubelet;
 use super::supervisor::node::{
     containerd, etcd, networkd, node_services, trustd, AddressesFn, NodeParams, CONTAINERD_BIN,
 };
@@ -171,8 +172,10 @@ fn wire_node(
         start_networkd(&supervisor, &params);
         start_containerd(&supervisor, &params)
     };
+    supervisor.register(kubelet(&params, resources.clone(), extensions));
     publish_service_changes(&supervisor, resources.clone());
-    let runtime = start_controllers(resources, mode, privileged);
+    let services: Arc<dyn ServiceControl> = Arc::new(supervisor.clone());
+    let runtime = start_controllers(resources, mode, privileged, services);
     let catalog = service_catalog(&params, extensions);
     Ok((NodeServices::new(supervisor, catalog), runtime))
 }
@@ -295,11 +298,23 @@ fn start_controllers(
     resources: talos::resources::State,
     mode: Mode,
     privileged: bool,
+    services: Arc<dyn ServiceControl>,
 ) -> talos::resources::controller::Runtime {
     let state_dir = std::path::Path::new(constants::STATE_MOUNT_POINT);
     let node_id = load_or_create_node_id(privileged.then_some(state_dir).filter(|d| d.is_dir()));
     let mut runtime = talos::resources::controller::Runtime::new(resources);
     controllers::start(&mut runtime, &controllers::Env::new(mode), &node_id);
+    let k8s_env = controllers::k8s::K8sEnv {
+        root: PathBuf::from("/"),
+        chown: privileged,
+        container: mode.in_container(),
+    };
+    controllers::k8s::start(
+        &mut runtime,
+        &k8s_env,
+        controllers::k8s::node_addresses,
+        Some(services),
+    );
     runtime
 }
 
@@ -512,6 +527,7 @@ pub fn main(cli: &super::Cli, logs: Arc<LogBuffers>) -> ExitCode {
         &LogOptions::default()
             .plain()
             .buffer(logs.buffer("machined"))
+            .controller_runtime(logs.buffer(talos::log::CONTROLLER_RUNTIME))
             .kmsg(!platform.mode().in_container() && is_pid1),
     );
     tracing::info!(

@@ -99,14 +99,23 @@ pub fn parse_url(url: &str) -> Result<HttpUrl, FetchError> {
 
 /// Downloads `url` (must answer 200) within `timeout`.
 pub async fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    get_with_headers(url, &[], timeout).await
+}
+
+/// Downloads `url` sending extra request `headers` (e.g. `cluster.extraManifestHeaders`).
+pub async fn get_with_headers(
+    url: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
     let parsed = parse_url(url)?;
-    match tokio::time::timeout(timeout, get_parsed(&parsed)).await {
+    match tokio::time::timeout(timeout, get_parsed(&parsed, headers)).await {
         Ok(result) => result,
         Err(_) => Err(FetchError::Timeout(timeout)),
     }
 }
 
-async fn get_parsed(url: &HttpUrl) -> Result<Vec<u8>, FetchError> {
+async fn get_parsed(url: &HttpUrl, headers: &[(String, String)]) -> Result<Vec<u8>, FetchError> {
     let io = |what: &str, e: std::io::Error| FetchError::Io(format!("{what}: {e}"));
     let mut stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
         .await
@@ -121,9 +130,14 @@ async fn get_parsed(url: &HttpUrl) -> Result<Vec<u8>, FetchError> {
     } else {
         format!("{host_header}:{}", url.port)
     };
+    let extra: String = headers
+        .iter()
+        .filter(|(k, v)| !k.contains(['\r', '\n', ':']) && !v.contains(['\r', '\n']))
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: talos/{}\r\n\
-         Accept: */*\r\nConnection: close\r\n\r\n",
+         Accept: */*\r\n{extra}Connection: close\r\n\r\n",
         url.path,
         crate::version::TALOS_VERSION
     );

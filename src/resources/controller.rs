@@ -280,7 +280,13 @@ async fn run<C: Controller>(
                 }
             }
             Err(e) => {
-                tracing::warn!(controller = name, retry_in = ?delay, "reconcile failed: {e}");
+                tracing::warn!(
+                    target: crate::log::CONTROLLER_RUNTIME,
+                    component = crate::log::CONTROLLER_RUNTIME,
+                    controller = name,
+                    retry_in = ?delay,
+                    "reconcile failed: {e}"
+                );
                 let wait = delay;
                 delay = (delay * 2).min(backoff.max);
                 Some(wait)

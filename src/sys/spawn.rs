@@ -101,6 +101,20 @@ pub struct SpawnOptions {
     pub parent_death_signal: Option<i32>,
     /// `/proc/self/oom_score_adj` (lowering it needs CAP_SYS_RESOURCE; failures are ignored).
     pub oom_score_adj: Option<i32>,
+    /// Bind mounts made in the child's private mount namespace (needs `namespaces.mount`;
+    /// the targets must exist).
+    pub bind_mounts: Vec<BindMount>,
+}
+
+/// A bind mount of a service (the kubelet's `extraMounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path seen by the service.
+    pub target: PathBuf,
+    /// Remounted read-only.
+    pub read_only: bool,
 }
 
 /// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`; 40, Linux 5.9's
@@ -140,6 +154,34 @@ struct Prepared {
     oom_path: CString,
     oom_value: Option<Vec<u8>>,
     root: CString,
+    binds: Vec<(CString, CString, bool)>,
+}
+
+/// A bind mount from the child hook: raw calls on prepared C strings only.
+fn bind_mount(source: &CString, target: &CString, read_only: bool) -> std::io::Result<()> {
+    // SAFETY: valid C strings; null fstype and data are allowed for a bind mount.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    })?;
+    if read_only {
+        // SAFETY: as above; a remount changes only the flags of the bind mount.
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                std::ptr::null(),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Opens `<cgroup>/cgroup.procs` for writing (before the fork).
@@ -167,6 +209,15 @@ impl SpawnOptions {
                 & held
         });
         let cgroup_procs = self.cgroup.as_deref().map(open_cgroup_procs).transpose()?;
+        let c_path = |p: &Path| {
+            CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|_| SysError::parse(p, "a mount path may not contain NUL"))
+        };
+        let binds = self
+            .bind_mounts
+            .iter()
+            .map(|b| Ok((c_path(&b.source)?, c_path(&b.target)?, b.read_only)))
+            .collect::<Result<Vec<_>, SysError>>()?;
         Ok(Prepared {
             setsid: self.setsid,
             remount_proc: self.namespaces.pid && self.namespaces.mount,
@@ -183,6 +234,7 @@ impl SpawnOptions {
             oom_path: c"/proc/self/oom_score_adj".to_owned(),
             oom_value: self.oom_score_adj.map(|v| v.to_string().into_bytes()),
             root: c"/".to_owned(),
+            binds,
         })
     }
 
@@ -274,6 +326,9 @@ fn in_child(p: &Prepared) -> std::io::Result<()> {
                     std::ptr::null(),
                 )
             })?;
+            for (source, target, read_only) in &p.binds {
+                bind_mount(source, target, *read_only)?;
+            }
         }
     }
     if p.remount_proc {

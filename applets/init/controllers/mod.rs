@@ -7,6 +7,7 @@
 //! reads the system through paths in [`Env`] so tests can point them at fixtures.
 
 pub mod hostname;
+pub mod k8s;
 pub mod kernel_params;
 pub mod member;
 pub mod mounts;

@@ -20,6 +20,7 @@
 //! Finished. "Down" is Failed or Finished. (Talos's Skipped state, for a service with nothing to
 //! run, is never reached here: every node service has a runner.)
 
+pub mod kubelet;
 pub mod node;
 pub mod run;
 pub mod spec;

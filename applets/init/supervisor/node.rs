@@ -69,6 +69,8 @@ pub struct NodeParams {
     pub namespaces: bool,
     /// Put services in `/system/<id>` cgroups (the supervisor needs a cgroup root too).
     pub cgroups: bool,
+    /// Where a kubelet executable provided by an extension is looked for, in order.
+    pub kubelet_paths: Vec<PathBuf>,
 }
 
 impl NodeParams {
@@ -86,6 +88,10 @@ impl NodeParams {
             unprivileged: false,
             namespaces: false,
             cgroups: false,
+            kubelet_paths: super::kubelet::KUBELET_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -125,6 +131,7 @@ fn system_spawn(params: &NodeParams, uid: u32) -> SpawnOptions {
         no_new_privs: true,
         parent_death_signal: Some(libc::SIGKILL),
         oom_score_adj: Some(SYSTEM_OOM_SCORE_ADJ),
+        bind_mounts: Vec::new(),
     }
 }
 

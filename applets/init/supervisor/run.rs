@@ -96,6 +96,13 @@ async fn lifecycle_inner(
             Ok(()) => End::Finished,
             Err(e) => End::Failed(format!("failed running service: {e}")),
         },
+        Runner::Dynamic(build) => match build().await {
+            Ok(process) => match run_with_restarts(inner, svc, &process, stop).await {
+                Ok(()) => End::Finished,
+                Err(e) => End::Failed(format!("failed running service: {e}")),
+            },
+            Err(e) => End::Failed(format!("failed to create runner: {e}")),
+        },
     };
     if let Some(health) = health {
         health.abort();

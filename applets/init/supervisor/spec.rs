@@ -321,13 +321,30 @@ impl ProcessSpec {
 }
 
 /// What runs.
-#[derive(Debug, Clone)]
+/// Builds a process runner when the service starts (Talos's `Runner()`, called at "Creating
+/// service runner"): `Err` names what is missing.
+pub type RunnerFn = Arc<dyn Fn() -> BoxFuture<'static, Result<ProcessSpec, String>> + Send + Sync>;
+
+#[derive(Clone)]
 #[allow(clippy::large_enum_variant)] // a handful per node, built once
 pub enum Runner {
     /// A child process.
     Process(ProcessSpec),
+    /// A child process whose command is decided at each start (the kubelet: its flags come
+    /// from the `KubeletSpecs` resource, its executable from what the node provides).
+    Dynamic(RunnerFn),
     /// Part of machined itself (machined): running as long as machined runs.
     Internal,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Runner::Process(p) => f.debug_tuple("Process").field(p).finish(),
+            Runner::Dynamic(_) => f.write_str("Dynamic"),
+            Runner::Internal => f.write_str("Internal"),
+        }
+    }
 }
 
 /// Which `talosctl service ID start|stop|restart` requests the API accepts for a service
