@@ -220,7 +220,7 @@ pub fn list(args: ListArgs, global: &Global) -> anyhow::Result<()> {
 }
 
 /// Reads a data stream (Read, Copy) and hands each chunk to `sink`; metadata errors fail.
-async fn drain_data(
+pub(crate) async fn drain_data(
     s: &Session,
     mut stream: tonic::Streaming<talos::api::common::Data>,
     what: &str,

@@ -14,6 +14,7 @@ mod gen;
 mod gen_config;
 mod get;
 mod jsonpath;
+pub(crate) mod kubeconfig;
 mod logs;
 mod machineconfig;
 mod power;
@@ -110,6 +111,8 @@ enum Command {
     Shutdown(power::ShutdownArgs),
     /// Reset a node.
     Reset(power::ResetArgs),
+    /// Download the admin kubeconfig from the node
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Create, show and destroy local clusters (container provisioner).
     Cluster(cluster::ClusterArgs),
     /// Runs the nodes of a container-provisioned cluster (internal, started by `cluster create`).
@@ -154,5 +157,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ContainerLaunch(args) => cluster::launch(args),
         Command::ContainerNode => cluster::container_node(),
         Command::Get(args) => get::run(args, global),
+        Command::Kubeconfig(args) => kubeconfig::run(args, global),
     }
 }

@@ -243,14 +243,10 @@ pub fn run(
             return Err(e);
         }
     }
-    eprintln!(
-        "bootstrap, health checks{}: not available in this build yet, skipped",
-        if c.skip_kubeconfig {
-            ""
-        } else {
-            " and kubeconfig"
-        }
-    );
+    eprintln!("bootstrap, health checks: not available in this build yet, skipped");
+    if !c.skip_kubeconfig {
+        merge_kubeconfig(&state, &ctx_copy)?;
+    }
     print!("{}", render_show(&state));
     Ok(())
 }
@@ -356,6 +352,56 @@ fn cleanup(state: &ClusterState) {
 
 /// Polls every node's `Version` through the first control plane's published apid port (apid
 /// forwards by the `node` metadata) until all answer or `timeout` passes.
+/// Merges the first control plane's admin kubeconfig into `$KUBECONFIG` or `~/.kube/config`
+/// (clashing names renamed), as Talos's `cluster create` ends.
+fn merge_kubeconfig(state: &ClusterState, ctx: &TalosContext) -> anyhow::Result<()> {
+    use crate::talosctl::kubeconfig::{default_path, extract, merge_into};
+    let path = default_path()?;
+    eprintln!("merging kubeconfig into {:?}", path.display().to_string());
+    let node = state
+        .nodes
+        .iter()
+        .find(|n| n.node_type == NodeType::Controlplane)
+        .context("the cluster has no control plane")?;
+    let creds = Credentials::from_context(ctx)?;
+    let targets = connect::parse_endpoints(&ctx.endpoints)?;
+    let archive = crate::talosctl::session::runtime()?.block_on(async {
+        let client = Client::connect(targets, &creds).await?;
+        let req = connect::with_node(tonic::Request::new(()), &node.ip.to_string())?;
+        let mut stream = client
+            .machine()
+            .kubeconfig(req)
+            .await
+            .map_err(|e| crate::talosctl::session::call_error("error fetching kubeconfig", e))?
+            .into_inner();
+        let mut data = Vec::new();
+        while let Some(item) = tokio_stream::StreamExt::next(&mut stream).await {
+            let item = item.map_err(|e| {
+                crate::talosctl::session::call_error("error fetching kubeconfig", e)
+            })?;
+            data.extend_from_slice(&item.bytes);
+        }
+        anyhow::Ok(data)
+    })?;
+    let kubeconfig = extract(&archive)?;
+    if path.exists() {
+        merge_into(&path, &kubeconfig, false, "")
+    } else {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        talos::fsutil::write_atomic(
+            &path,
+            &kubeconfig,
+            WriteOptions {
+                mode: 0o600,
+                overwrite: true,
+            },
+        )
+        .with_context(|| format!("error writing {}", path.display()))
+    }
+}
+
 fn wait_for_api(dir: &Path, ctx: &TalosContext, timeout: Duration) -> anyhow::Result<()> {
     let creds = Credentials::from_context(ctx)?;
     let targets = connect::parse_endpoints(&ctx.endpoints)?;

@@ -9,12 +9,14 @@
 //! | [`services`] | `ServiceList`, `ServiceStart`, `ServiceStop`, `ServiceRestart` |
 //! | [`power`] | `Reboot`, `Shutdown`, `Reset` |
 //! | [`config`] | `ApplyConfiguration` |
+//! | [`kubeconfig`] | `Kubeconfig` |
 //!
 //! The trait impl below only dispatches; every other RPC answers `UNIMPLEMENTED` naming its
 //! method.
 
 mod config;
 mod events;
+mod kubeconfig;
 mod logs;
 mod power;
 mod services;
@@ -247,6 +249,13 @@ impl MachineService for MachineApi {
         config::apply_configuration(&self.state, request).await
     }
 
+    async fn kubeconfig(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<BoxStream<common::Data>>, Status> {
+        kubeconfig::kubeconfig(&self.state, request).await
+    }
+
     unimplemented_rpcs! {
         bootstrap = "Bootstrap" (pb::BootstrapRequest) -> pb::BootstrapResponse;
         containers = "Containers" (pb::ContainersRequest) -> pb::ContainersResponse;
@@ -261,7 +270,6 @@ impl MachineService for MachineApi {
         etcd_defragment = "EtcdDefragment" (()) -> pb::EtcdDefragmentResponse;
         etcd_status = "EtcdStatus" (()) -> pb::EtcdStatusResponse;
         generate_configuration = "GenerateConfiguration" (pb::GenerateConfigurationRequest) -> pb::GenerateConfigurationResponse;
-        kubeconfig = "Kubeconfig" (()) -> BoxStream<common::Data>;
         restart = "Restart" (pb::RestartRequest) -> pb::RestartResponse;
         rollback = "Rollback" (pb::RollbackRequest) -> pb::RollbackResponse;
         stats = "Stats" (pb::StatsRequest) -> pb::StatsResponse;
