@@ -22,6 +22,8 @@ pub mod render;
 pub mod secrets;
 pub mod static_pod_server;
 pub mod static_pods;
+#[cfg(test)]
+mod tests;
 pub mod transform;
 
 use std::net::IpAddr;
