@@ -829,3 +829,96 @@ async fn etcd_waits_for_bootstrap_in_its_pre_step_until_stopped() {
         Some("Failed: Failed to run pre stage: context canceled")
     );
 }
+
+/// The kubelet service with the kubelet spec of `args` and `mounts` in a fresh state, looking
+/// for the kubelet at `paths`.
+fn kubelet_service(
+    paths: Vec<PathBuf>,
+    args: &[&str],
+    mounts: Vec<talos::resources::specs::Mount>,
+) -> ServiceSpec {
+    let st = talos::resources::State::new();
+    st.put(
+        talos::resources::Resource::from_typed(
+            talos::resources::specs::KUBELET_ID,
+            &talos::resources::specs::KubeletSpecSpec {
+                image: "ghcr.io/siderolabs/kubelet:v1.30.0".into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                extra_mounts: mounts,
+                ..Default::default()
+            },
+        ),
+        "k8s.KubeletSpecController",
+    )
+    .expect("kubelet spec");
+    let mut params = super::node::NodeParams::new("/sbin/init");
+    params.kubelet_paths = paths;
+    super::kubelet::kubelet(&params, st, false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_without_a_kubelet_fails_saying_what_is_missing() {
+    let (sup, _logs, _events) = supervisor();
+    sup.register(kubelet_service(vec![PathBuf::from("/nonexistent/kubelet")], &[], Vec::new()));
+    sup.start("kubelet").await.expect("start");
+    eventually("kubelet failed", || {
+        sup.state("kubelet").map(|s| s.0) == Some(State::Failed)
+    })
+    .await;
+    let last = messages(&sup, "kubelet").last().cloned().unwrap_or_default();
+    assert_eq!(
+        last,
+        "Failed: Failed to create runner: no kubelet is available on this node: image \"ghcr.io/siderolabs/kubelet:v1.30.0\" cannot be run (no CRI containerd at /run/containerd/containerd.sock) and no extension provides /nonexistent/kubelet; Kubernetes does not run on this node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_runs_a_test_double_with_the_rendered_args_and_mounts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("argv");
+    let root = nix::unistd::geteuid().is_root();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    std::fs::create_dir_all(&src).expect("src");
+    std::fs::write(src.join("marker"), "mounted").expect("marker");
+    // A test double, not a kubelet: it records its argv and what it sees at the mount target.
+    let double = dir.path().join("test-double-kubelet");
+    std::fs::write(
+        &double,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {out}.tmp\ncat {dst}/marker >> {out}.tmp 2>/dev/null\nmv {out}.tmp {out}\nexec sleep 30\n",
+            out = out.display(),
+            dst = dst.display()
+        ),
+    )
+    .expect("double");
+    std::fs::set_permissions(&double, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let mounts = if root {
+        vec![talos::resources::specs::Mount {
+            destination: dst.display().to_string(),
+            mount_type: "bind".into(),
+            source: src.display().to_string(),
+            options: vec!["bind".into(), "ro".into()],
+        }]
+    } else {
+        Vec::new()
+    };
+    let (sup, _logs, _events) = supervisor();
+    sup.register(kubelet_service(
+        vec![PathBuf::from("/nonexistent/kubelet"), double.clone()],
+        &["--config=/etc/kubernetes/kubelet.yaml", "--node-ip=10.5.0.2"],
+        mounts,
+    ));
+    sup.start("kubelet").await.expect("start");
+    eventually("the test double ran", || out.exists()).await;
+    let seen = std::fs::read_to_string(&out).expect("argv");
+    sup.stop("kubelet").await.expect("stop");
+    let mut want = "--config=/etc/kubernetes/kubelet.yaml\n--node-ip=10.5.0.2\n".to_string();
+    if root {
+        want.push_str("mounted");
+    } else {
+        println!("SKIPPED (needs root): the kubelet's bind mount in its mount namespace");
+    }
+    assert_eq!(seen, want);
+    // The mount stayed inside the service's mount namespace.
+    assert!(!dst.join("marker").exists());
+}
