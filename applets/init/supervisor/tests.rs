@@ -859,13 +859,20 @@ fn kubelet_service(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_without_a_kubelet_fails_saying_what_is_missing() {
     let (sup, _logs, _events) = supervisor();
-    sup.register(kubelet_service(vec![PathBuf::from("/nonexistent/kubelet")], &[], Vec::new()));
+    sup.register(kubelet_service(
+        vec![PathBuf::from("/nonexistent/kubelet")],
+        &[],
+        Vec::new(),
+    ));
     sup.start("kubelet").await.expect("start");
     eventually("kubelet failed", || {
         sup.state("kubelet").map(|s| s.0) == Some(State::Failed)
     })
     .await;
-    let last = messages(&sup, "kubelet").last().cloned().unwrap_or_default();
+    let last = messages(&sup, "kubelet")
+        .last()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
         last,
         "Failed: Failed to create runner: no kubelet is available on this node: image \"ghcr.io/siderolabs/kubelet:v1.30.0\" cannot be run (no CRI containerd at /run/containerd/containerd.sock) and no extension provides /nonexistent/kubelet; Kubernetes does not run on this node"
@@ -891,7 +898,8 @@ async fn kubelet_runs_a_test_double_with_the_rendered_args_and_mounts() {
         ),
     )
     .expect("double");
-    std::fs::set_permissions(&double, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&double, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
     let mounts = if root {
         vec![talos::resources::specs::Mount {
             destination: dst.display().to_string(),
@@ -905,7 +913,10 @@ async fn kubelet_runs_a_test_double_with_the_rendered_args_and_mounts() {
     let (sup, _logs, _events) = supervisor();
     sup.register(kubelet_service(
         vec![PathBuf::from("/nonexistent/kubelet"), double.clone()],
-        &["--config=/etc/kubernetes/kubelet.yaml", "--node-ip=10.5.0.2"],
+        &[
+            "--config=/etc/kubernetes/kubelet.yaml",
+            "--node-ip=10.5.0.2",
+        ],
         mounts,
     ));
     sup.start("kubelet").await.expect("start");
