@@ -25,6 +25,9 @@ use super::{Files, K8sEnv};
 /// One file of a component: name and content.
 type File = (&'static str, Vec<u8>);
 
+/// A component's secrets directory, its user, and its files.
+type ComponentFiles = (&'static str, u32, Vec<File>);
+
 /// Renders the secret files.
 pub struct RenderSecretsController {
     env: K8sEnv,
@@ -46,7 +49,7 @@ fn secret_files(
     etcd: &EtcdRootSpec,
     certs: &KubernetesCertsSpec,
     dynamic: &KubernetesDynamicCertsSpec,
-) -> Result<Vec<(&'static str, u32, Vec<File>)>, ControllerError> {
+) -> Result<Vec<ComponentFiles>, ControllerError> {
     let sa_key = root
         .service_account
         .as_ref()
