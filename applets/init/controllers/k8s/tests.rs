@@ -119,11 +119,12 @@ fn start(config: Config, etcd_healthy: bool) -> Harness {
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
-    for _ in 0..1200 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         if f() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("timed out waiting for {what}");
 }
@@ -651,4 +652,55 @@ async fn rendered_objects_validate_offline_and_round_trip() {
             }
         }
     }
+}
+
+/// Figures for `ci/bench-k8s` (not run in CI): the time from etcd turning healthy (what
+/// `talosctl bootstrap` leads to) to every static pod and manifest present, and the size of
+/// the rendered set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a figure for ci/bench-k8s, not a check"]
+async fn figures_render_time_and_size() {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let h = start(control_plane_config(), false);
+        let st = h.st.clone();
+        // Everything before bootstrap (config, secrets, files, manifests) settles first.
+        eventually("secrets rendered", || {
+            st.get_typed::<SecretsStatusSpec>(STATIC_PODS_ID).is_ok()
+        })
+        .await;
+        eventually("manifests", || {
+            ids(&st, CONTROL_PLANE_NAMESPACE, ManifestSpec::TYPE).len() == DEFAULT_MANIFESTS.len()
+        })
+        .await;
+        let started = std::time::Instant::now();
+        crate::init::controllers::publish_service(&st, "etcd", true, true, false).expect("etcd");
+        eventually("static pods", || {
+            ids(&st, K8S_NAMESPACE, StaticPodSpec::TYPE).len() == 3
+        })
+        .await;
+        times.push(started.elapsed());
+        size = [StaticPodSpec::TYPE, ManifestSpec::TYPE]
+            .iter()
+            .flat_map(|t| {
+                let ns = if *t == StaticPodSpec::TYPE {
+                    K8S_NAMESPACE
+                } else {
+                    CONTROL_PLANE_NAMESPACE
+                };
+                st.list(ns, t)
+            })
+            .map(|r| r.spec.yaml().map(str::len).unwrap_or(0))
+            .sum::<usize>();
+    }
+    times.sort();
+    println!(
+        "bootstrap (etcd healthy) -> 3 static pods: median {:?} of 5 (min {:?}, max {:?})",
+        times[2], times[0], times[4]
+    );
+    println!(
+        "rendered set (3 static pods + {} manifests, resource YAML): {size} bytes",
+        DEFAULT_MANIFESTS.len()
+    );
 }
