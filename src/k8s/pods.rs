@@ -606,3 +606,22 @@ pub fn to_resource_json(pod: &Pod) -> serde_json::Value {
     }
     value
 }
+
+/// The pod the kubelet is served from a `StaticPods` resource's JSON: the resource form
+/// without Go's `creationTimestamp: null` and `status: {}` (the inverse of
+/// [`to_resource_json`]; no deserialization, so the release binary carries no `Pod` decoder).
+pub fn served(resource_json: &serde_json::Value) -> serde_json::Value {
+    let mut value = resource_json.clone();
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("status");
+        if let Some(meta) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            if meta
+                .get("creationTimestamp")
+                .is_some_and(serde_json::Value::is_null)
+            {
+                meta.remove("creationTimestamp");
+            }
+        }
+    }
+    value
+}

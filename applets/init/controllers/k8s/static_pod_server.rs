@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::Pod;
 use talos::resources::controller::{Action, Context, Controller, ControllerError, Input};
 use talos::resources::specs::{
     StaticPodServerStatusSpec, StaticPodSpec, STATIC_POD_SERVER_STATUS_ID,
@@ -37,13 +36,10 @@ impl Drop for StaticPodServerController {
     }
 }
 
-/// The pod list as the kubelet reads it: each pod through the typed `v1.Pod`.
+/// The pod list as the kubelet reads it: each pod as `k8s-openapi` serializes it (without the
+/// `creationTimestamp: null` and `status: {}` Go's encoder adds to the resource).
 pub fn pod_list(pods: &[serde_json::Value]) -> Vec<u8> {
-    let items: Vec<serde_json::Value> = pods
-        .iter()
-        .filter_map(|p| serde_json::from_value::<Pod>(p.clone()).ok())
-        .map(|p| talos::k8s::pods::to_json(&p))
-        .collect();
+    let items: Vec<serde_json::Value> = pods.iter().map(talos::k8s::pods::served).collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": items});
     let value = serde_yaml::to_value(&list).unwrap_or(serde_yaml::Value::Null);
     talos::yaml::emit_kubernetes(&talos::yaml::sort_maps(&value)).into_bytes()
