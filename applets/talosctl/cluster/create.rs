@@ -244,7 +244,8 @@ pub fn run(
         }
     }
     eprintln!("bootstrap, health checks: not available in this build yet, skipped");
-    if !c.skip_kubeconfig {
+    // Talos merges the kubeconfig once it has waited for the cluster.
+    if c.wait && !c.skip_kubeconfig {
         merge_kubeconfig(&state, &ctx_copy)?;
     }
     print!("{}", render_show(&state));
